@@ -1,0 +1,203 @@
+"""The typed, validated, frozen run configuration.
+
+Every field is also a command-line flag (`main.py` defines one absl flag per field from the
+metadata below), so this dataclass is the single place where an option is declared, documented
+and checked. `validate()` turns bad values into one-line `ConfigError`s that name the flag and the
+fix; `main.py` prints them and exits non-zero.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+MODES = ("train", "evaluate", "sample", "interpolate", "export")
+MODELS = ("gmmgan", "gmm", "gaussian")
+TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "oxford_flowers102")
+BUILTIN_DATASETS = ("mnist_5k",) + TFDS_DATASETS
+# Sizes the DCGAN networks can make: a 4x4 (or 7x7) seed doubled by stride-2 layers.
+SUPPORTED_IMAGE_SIZES = (28, 32, 64, 128)
+
+
+class ConfigError(ValueError):
+    """A bad option; its message is one line naming the flag and the fix."""
+
+
+def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    # --- run ---------------------------------------------------------------------------------
+    mode: str = _field("train", "What to do with --workdir.", MODES)
+    workdir: str = _field("runs/default", "Run directory: checkpoints, events, flags, metrics, PNGs.")
+    seed: int = _field(0, "Global random seed (data split, initialisation, noise).")
+
+    # --- data --------------------------------------------------------------------------------
+    dataset: str = _field(
+        "mnist_5k",
+        "mnist_5k (embedded, offline) | mnist | fashion_mnist | cifar10 | oxford_flowers102 | "
+        "imbalanced_<name> | folder:<path>.")
+    data_dir: str = _field("", "TFDS data directory (default: ~/tensorflow_datasets).")
+    image_size: int = _field(28, f"Image side in pixels; one of {SUPPORTED_IMAGE_SIZES}.")
+    dominant_class: int = _field(0, "imbalanced_*: the class kept whole.")
+    minor_count: int = _field(1000, "imbalanced_*: images kept from the other classes.")
+    minor_count_mode: str = _field(
+        "total", "imbalanced_*: --minor_count counts all minor classes together or each one.",
+        ("total", "per_class"))
+
+    # --- model -------------------------------------------------------------------------------
+    model: str = _field(
+        "gmmgan", "gmmgan: GMM prior + PCM (proposed) | gmm: GMM prior, no PCM | "
+        "gaussian: N(0, I) prior (vanilla DCGAN).", MODELS)
+    num_components: int = _field(10, "K, the number of Gaussians in the latent mixture.")
+    latent_dim: int = _field(32, "d, the latent dimension.")
+    prior_mean_init_std: float = _field(
+        0.2, "Std of the N(0, s^2) initialisation of the component means mu_k. Small values start "
+        "the components overlapping so that Pr(k|z) is not one-hot from step 0.")
+    prior_sigma_init: float = _field(0.5, "Initial per-dimension std sigma_k of every component.")
+    prior_sigma_floor: float = _field(0.05, "Lower bound on sigma_k (softplus + floor).")
+    learn_mixture_logits: bool = _field(
+        False, "Train log alpha_k (they get gradients only through Pr(k|z), never through sampling).")
+    width_multiplier: float = _field(1.0, "Scales the channels of G, D and C (compression study).")
+    shared_encoder: bool = _field(False, "D and the PCM share one image encoder.")
+    discriminator_heads: str = _field(
+        "per_component", "single: one real/fake logit | per_component: one logit per component "
+        "(the mixture-of-GANs reading of eq. 6).", ("single", "per_component"))
+    bn_momentum: float = _field(0.9, "BatchNorm momentum (Keras' 0.99 lags badly in short runs).")
+
+    # --- losses ------------------------------------------------------------------------------
+    gan_loss: str = _field(
+        "non_saturating", "Generator side of eq. 6: non_saturating -log D(G(z)) or the literal "
+        "minimax log(1 - D(G(z))).", ("non_saturating", "minimax"))
+    consistency: str = _field(
+        "mi+xent", "L^{x^,z} (eq. 4): mutual information (IIC), cross-entropy against Pr(k|z), "
+        "or both.", ("mi", "xent", "mi+xent"))
+    real_fake_consistency: str = _field(
+        "paired_mi", "L^{x^,x} (eq. 5) reading.", ("paired_mi", "marginal_kl", "none"))
+    pcm_adversarial_update: bool = _field(
+        False, "Algorithm 1 lines 12-13 literally: the PCM also takes the adversarial gradient.")
+    generator_consistency: bool = _field(
+        False, "The generator also takes the L^{x^,z} gradient (as InfoGAN's G does).")
+    adversarial_weight: float = _field(1.0, "Weight of L^adversarial.")
+    latent_consistency_weight: float = _field(1.0, "Weight of L^{x^,z} (eq. 4).")
+    real_fake_consistency_weight: float = _field(1.0, "Weight of L^{x^,x} (eq. 5).")
+
+    # --- optimisation ------------------------------------------------------------------------
+    batch_size: int = _field(32, "M, real images a step (global, over all replicas).")
+    epochs: int = _field(5, "Training epochs.")
+    steps_per_epoch: int = _field(0, "Steps an epoch; 0 = one pass over the training images.")
+    learning_rate_d: float = _field(2e-4, "Adam learning rate of D.")
+    learning_rate_g: float = _field(2e-4, "Adam learning rate of G.")
+    learning_rate_c: float = _field(1e-3, "Adam learning rate of the PCM C.")
+    learning_rate_prior: float = _field(1e-3, "Adam learning rate of the prior (mu, sigma).")
+    adam_beta1: float = _field(0.5, "Adam beta_1 of every optimizer.")
+    jit_compile: bool = _field(False, "XLA-compile the train step (not with --strategy=mirrored).")
+    strategy: str = _field(
+        "default", "tf.distribute strategy.", ("default", "mirrored", "multi_worker"))
+    num_virtual_devices: int = _field(
+        0, "Split the CPU into N logical devices (tests and demos of --strategy=mirrored).")
+
+    # --- evaluation --------------------------------------------------------------------------
+    eval_every: int = _field(1, "Evaluate (and log) every N epochs; 0 = only at the end.")
+    eval_samples: int = _field(1000, "Generated images per evaluation.")
+    sample_rows: int = _field(10, "Images per component row in samples.png.")
+
+    def validate(self) -> "Config":
+        """Returns self, or raises ConfigError naming the first bad flag and its fix."""
+        _check(self.mode in MODES, "mode", f"unknown mode {self.mode!r}; use one of {MODES}")
+        _check(_known_dataset(self.dataset), "dataset",
+               f"unknown dataset {self.dataset!r}; use one of {BUILTIN_DATASETS}, "
+               "imbalanced_<name> or folder:<path>")
+        _check(self.image_size in SUPPORTED_IMAGE_SIZES, "image_size",
+               f"the networks cannot make {self.image_size}-pixel images; use one of "
+               f"{SUPPORTED_IMAGE_SIZES}")
+        _check(self.num_components >= 1, "num_components",
+               f"must be >= 1 (got {self.num_components})")
+        _check(self.latent_dim >= 1, "latent_dim", f"must be >= 1 (got {self.latent_dim})")
+        _check(self.batch_size >= 1, "batch_size", f"must be >= 1 (got {self.batch_size})")
+        _check(self.epochs >= 0, "epochs", f"must be >= 0 (got {self.epochs})")
+        _check(self.steps_per_epoch >= 0, "steps_per_epoch",
+               f"must be >= 0 (got {self.steps_per_epoch})")
+        _check(self.eval_every >= 0, "eval_every", f"must be >= 0 (got {self.eval_every})")
+        _check(self.eval_samples >= 1, "eval_samples", f"must be >= 1 (got {self.eval_samples})")
+        _check(self.sample_rows >= 1, "sample_rows", f"must be >= 1 (got {self.sample_rows})")
+        _check(self.width_multiplier > 0, "width_multiplier",
+               f"must be > 0 (got {self.width_multiplier})")
+        _check(self.prior_sigma_init > self.prior_sigma_floor > 0, "prior_sigma_init",
+               "need prior_sigma_init > prior_sigma_floor > 0 "
+               f"(got {self.prior_sigma_init} and {self.prior_sigma_floor})")
+        _check(self.prior_mean_init_std >= 0, "prior_mean_init_std", "must be >= 0")
+        _check(0 <= self.bn_momentum < 1, "bn_momentum", "must be in [0, 1)")
+        _check(0 <= self.adam_beta1 < 1, "adam_beta1", "must be in [0, 1)")
+        for name in ("learning_rate_d", "learning_rate_g", "learning_rate_c",
+                     "learning_rate_prior"):
+            _check(getattr(self, name) > 0, name, f"must be > 0 (got {getattr(self, name)})")
+        for name in ("adversarial_weight", "latent_consistency_weight",
+                     "real_fake_consistency_weight"):
+            _check(getattr(self, name) >= 0, name, f"must be >= 0 (got {getattr(self, name)})")
+        _check(self.minor_count >= 1, "minor_count", f"must be >= 1 (got {self.minor_count})")
+        _check(self.num_virtual_devices >= 0, "num_virtual_devices", "must be >= 0")
+        _check(not (self.jit_compile and self.strategy != "default"), "jit_compile",
+               "XLA does not work with a distribution strategy; drop --jit_compile or use "
+               "--strategy=default")
+        for name, value in dataclasses.asdict(self).items():
+            choices = _CHOICES.get(name)
+            _check(choices is None or value in choices, name,
+                   f"{value!r} is not one of {choices}")
+        return self
+
+    @property
+    def uses_pcm(self) -> bool:
+        return self.model == "gmmgan"
+
+    @property
+    def uses_mixture_prior(self) -> bool:
+        return self.model in ("gmmgan", "gmm")
+
+    @property
+    def num_prior_components(self) -> int:
+        """Components of the latent prior: K for mixture priors, 1 for N(0, I)."""
+        return self.num_components if self.uses_mixture_prior else 1
+
+    def as_flagfile(self) -> str:
+        """The full resolved flag set, replayable with `main.py --flagfile=...`."""
+        lines = []
+        for name, value in dataclasses.asdict(self).items():
+            if isinstance(value, bool):
+                lines.append(f"--{name}" if value else f"--no{name}")
+            else:
+                lines.append(f"--{name}={value}")
+        return "\n".join(lines) + "\n"
+
+
+_CHOICES = {f.name: f.metadata["choices"] for f in dataclasses.fields(Config)
+            if f.metadata.get("choices")}
+
+
+def _known_dataset(name: str) -> bool:
+    if name.startswith("folder:"):
+        return len(name) > len("folder:")
+    if name.startswith("imbalanced_"):
+        name = name[len("imbalanced_"):]
+    return name in BUILTIN_DATASETS
+
+
+def _check(ok: bool, flag: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"--{flag}: {message}")
+
+
+def check_workdir_writable(workdir: str) -> None:
+    """Fails fast, before any training, when the run directory cannot be written."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write_probe")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(
+            f"--workdir: cannot write to {workdir!r} ({e.strerror}); choose a directory you own"
+        ) from None

@@ -1,0 +1,54 @@
+"""Clustering of real images by the PCM, and agreement of the PCM with the generator's components.
+
+ACC uses the Hungarian matching of clusters to classes (scipy `linear_sum_assignment`); NMI and
+ARI come from scikit-learn. Component agreement is the fraction of fakes from component k that the
+PCM assigns to k: `identity` requires PCM index k to mean component k (what serving Pr(k|x)
+needs), `best_permutation` allows any relabelling.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn import metrics as skm
+
+
+def contingency(a: np.ndarray, b: np.ndarray, size_a: int, size_b: int) -> np.ndarray:
+    """counts[i, j] = #{n : a_n = i and b_n = j}."""
+    counts = np.zeros((size_a, size_b), dtype=np.int64)
+    np.add.at(counts, (np.asarray(a), np.asarray(b)), 1)
+    return counts
+
+
+def best_matching_accuracy(a: np.ndarray, b: np.ndarray) -> float:
+    """max over one-to-one relabellings of b of mean(a == relabel(b))."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"need two equal, non-empty 1-D label arrays, got {a.shape} and {b.shape}")
+    counts = contingency(b, a, b.max() + 1, a.max() + 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / a.size)
+
+
+def clustering_scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
+    """ACC (Hungarian), NMI and ARI of predicted clusters against true labels."""
+    return {
+        "acc": best_matching_accuracy(labels, clusters),
+        "nmi": float(skm.normalized_mutual_info_score(labels, clusters)),
+        "ari": float(skm.adjusted_rand_score(labels, clusters)),
+    }
+
+
+def component_agreement(components: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Fraction of fakes whose PCM argmax is their generating component (identity) or is so
+    after the best relabelling of PCM outputs (best_permutation)."""
+    components, predicted = np.asarray(components), np.asarray(predicted)
+    return {
+        "identity": float(np.mean(components == predicted)),
+        "best_permutation": best_matching_accuracy(components, predicted),
+    }
+
+
+def clusters_used(clusters: np.ndarray, num_clusters: int, min_share: float = 0.02) -> int:
+    """How many clusters hold at least `min_share` of the images."""
+    shares = np.bincount(np.asarray(clusters), minlength=num_clusters) / max(len(clusters), 1)
+    return int(np.sum(shares >= min_share))
