@@ -21,8 +21,8 @@ import tensorflow as tf
 from absl import logging
 
 from gmmgan_tf.config import Config
-from gmmgan_tf.data import (DataBundle, DataError, center_crop_resize, resize, stratified_split,
-                            to_unit_range)
+from gmmgan_tf.data import DataBundle, center_crop_resize, resize, stratified_split, to_unit_range
+from gmmgan_tf.errors import DataError
 
 # The versions this code was written against (oxford_flowers102 2.1.1 is the paper's).
 TFDS_VERSIONS = {"mnist": "3.0.1", "fashion_mnist": "3.0.1", "cifar10": "3.0.2",
@@ -31,7 +31,7 @@ DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 FLOWERS_CLASSES = 10  # the paper uses labels 0-9 of Oxford Flowers 102
-FLOWERS_TEST_PER_CLASS = 20  # held out per class; the smallest of the 10 classes has 40 images
+FLOWERS_TEST_PER_CLASS = 10  # held out a class: a quarter of the smallest of the 10 (40 images)
 # IDX type byte -> big-endian dtype (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT").
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -69,7 +69,7 @@ def load_tfds(config: Config) -> DataBundle:
     data_dir = config.data_dir or default_data_dir()
     version = prepared_version(name, data_dir)
     if version is None:
-        if name == "fashion_mnist" and debian_fashion_mnist_available():
+        if name == "fashion_mnist" and debian_fashion_mnist_available(DEBIAN_FASHION_MNIST_DIR):
             logging.info("fashion_mnist: no TFDS data in %s; reading Debian's IDX files in %s",
                          data_dir, DEBIAN_FASHION_MNIST_DIR)
             return load_fashion_mnist_idx(DEBIAN_FASHION_MNIST_DIR, config.image_size)
@@ -104,7 +104,7 @@ def _read_split(name: str, data_dir: str, split: str) -> tuple[np.ndarray, np.nd
 
 
 def _load_flowers(name: str, data_dir: str, size: int, seed: int) -> DataBundle:
-    """Labels 0-9 of all three splits, center-cropped and resized; 20 a class held out."""
+    """Labels 0-9 of all three splits, center-cropped and resized; 10 a class held out."""
     ds = (_tfds_dataset(name, data_dir, "train+validation+test")
           .filter(lambda x, y: y < FLOWERS_CLASSES)
           .map(lambda x, y: (center_crop_resize(x, size), y),
@@ -160,7 +160,7 @@ def _idx_path(source_dir: str, stem: str) -> str:
                     "package dataset-fashion-mnist (`make data`)")
 
 
-def debian_fashion_mnist_available(source_dir: str = DEBIAN_FASHION_MNIST_DIR) -> bool:
+def debian_fashion_mnist_available(source_dir: str) -> bool:
     """Whether all four IDX files are in `source_dir` (gzip-compressed or not)."""
     return all(os.path.exists(os.path.join(source_dir, stem + ".gz"))
                or os.path.exists(os.path.join(source_dir, stem))

@@ -15,7 +15,7 @@ import time
 from absl import app, flags, logging
 
 from gmmgan_tf.config import TFDS_DATASETS
-from gmmgan_tf.data import DataError
+from gmmgan_tf.errors import DataError
 from gmmgan_tf.datasets_tfds import (DEBIAN_FASHION_MNIST_DIR, default_data_dir,
                                      prepare_fashion_mnist, prepared_version)
 

@@ -1,0 +1,325 @@
+"""Data sets: splits, ranges, TFDS (mocked), offline failure, Debian IDX, imbalance, folders."""
+import dataclasses
+import gzip
+import logging
+import pathlib
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from gmmgan_tf import data, datasets_tfds
+from gmmgan_tf.config import Config, ConfigError
+
+
+def _config(**kwargs) -> Config:
+    return dataclasses.replace(Config(), **kwargs)
+
+
+def _rows(images: np.ndarray) -> set[bytes]:
+    return {r.tobytes() for r in images.reshape(len(images), -1)}
+
+
+# --- helpers and mnist_5k ---------------------------------------------------------------------
+
+def test_to_unit_range_maps_0_255_to_minus1_1_with_channel_axis():
+    x = np.array([[[0, 255], [51, 204]]], np.uint8)
+    np.testing.assert_allclose(data.to_unit_range(x),
+                               (x.astype(np.float64) / 127.5 - 1)[..., None], atol=1e-6)
+
+
+def test_center_crop_resize_keeps_the_central_square():
+    image = np.zeros((40, 80, 3), np.uint8)
+    image[:, 20:60] = 255  # the central 40x40 square is white, the sides black
+    out = data.center_crop_resize(tf.constant(image), 16).numpy()
+    assert out.shape == (16, 16, 3)
+    np.testing.assert_allclose(out, 1.0, atol=1e-5)
+
+
+def test_mnist_5k_is_a_stratified_4000_1000_split():
+    bundle = data.load(_config(dataset="mnist_5k"))
+    assert bundle.train_images.shape == (4000, 28, 28, 1)
+    assert bundle.test_images.shape == (1000, 28, 28, 1)
+    assert bundle.train_images.dtype == np.float32
+    assert bundle.train_images.min() == -1.0 and bundle.train_images.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(bundle.test_labels), [100] * 10)
+    np.testing.assert_array_equal(np.bincount(bundle.train_labels), [400] * 10)
+    assert not _rows(bundle.train_images) & _rows(bundle.test_images)
+
+
+def test_unknown_dataset_is_a_config_error():
+    with pytest.raises(ConfigError, match="--dataset"):
+        data.load(_config(dataset="svhn"))
+
+
+# --- TFDS, mocked -----------------------------------------------------------------------------
+
+def _mark_prepared(data_dir: pathlib.Path, name: str) -> str:
+    """Makes the on-disk check pass; mock_data serves the examples."""
+    version_dir = data_dir / name / datasets_tfds.TFDS_VERSIONS[name]
+    version_dir.mkdir(parents=True)
+    (version_dir / "dataset_info.json").write_text("{}")
+    return str(data_dir)
+
+
+def _fake_split(shape, values_by_split):
+    """An `_as_dataset` replacement: split s holds images filled with values_by_split[s]."""
+    def as_dataset(self, split, **kwargs):
+        images, labels = [], []
+        for part in str(split).split("+"):
+            for i, v in enumerate(values_by_split[part]):
+                images.append(np.full(shape, v, np.uint8))
+                labels.append(i % 10)
+        return tf.data.Dataset.from_tensor_slices(
+            {"image": np.stack(images), "label": np.array(labels, np.int64)})
+    return as_dataset
+
+
+@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)),
+                                        ("cifar10", (32, 32, 3))])
+def test_tfds_sets_keep_train_and_test_apart_in_minus1_1(tmp_path, name, shape):
+    data_dir = _mark_prepared(tmp_path, name)
+    fake = _fake_split(shape, {"train": [0, 255] * 6, "test": [51] * 4})
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE, as_dataset_fn=fake):
+        bundle = data.load(_config(dataset=name, data_dir=data_dir, image_size=shape[0]))
+    assert bundle.train_images.shape == (12,) + shape
+    assert bundle.test_images.shape == (4,) + shape
+    assert bundle.train_images.dtype == np.float32 and bundle.num_classes == 10
+    assert sorted(np.unique(bundle.train_images)) == [-1.0, 1.0]
+    np.testing.assert_allclose(bundle.test_images, 51 / 127.5 - 1, atol=1e-6)
+    np.testing.assert_array_equal(bundle.train_labels, np.arange(12) % 10)
+
+
+@pytest.mark.parametrize("name,channels", [("mnist", 1), ("cifar10", 3)])
+def test_tfds_sets_resize_to_image_size_with_random_mock(tmp_path, name, channels):
+    data_dir = _mark_prepared(tmp_path, name)
+    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+        bundle = data.load(_config(dataset=name, data_dir=data_dir, image_size=64))
+    assert bundle.image_shape == (64, 64, channels)
+    assert len(bundle.train_images) == 6 and len(bundle.test_images) == 6
+    assert -1.0 <= bundle.train_images.min() and bundle.train_images.max() <= 1.0
+
+
+def test_flowers_keeps_labels_0_to_9_of_all_splits_center_cropped(tmp_path):
+    data_dir = _mark_prepared(tmp_path, "oxford_flowers102")
+    split_value = {"train": 255, "validation": 128, "test": 0}
+
+    def as_dataset(self, split, **kwargs):
+        # 120 landscape 30x60 images a split, labels 0-11 (10 each): the central square holds the
+        # split's value, the sides 60, so a correct crop leaves one value an image.
+        def gen():
+            for part in str(split).split("+"):
+                for i in range(120):
+                    image = np.full((30, 60, 3), 60, np.uint8)
+                    image[:, 15:45] = split_value[part]
+                    yield {"image": image, "label": np.int64(i % 12)}
+        return tf.data.Dataset.from_generator(gen, output_signature={
+            "image": tf.TensorSpec((None, None, 3), tf.uint8),
+            "label": tf.TensorSpec((), tf.int64)})
+
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
+                                as_dataset_fn=as_dataset):
+        bundle = data.load(_config(dataset="oxford_flowers102", data_dir=data_dir,
+                                   image_size=64))
+    assert bundle.num_classes == 10 and bundle.image_shape == (64, 64, 3)
+    # 10 classes x 3 splits x 10 images; 10 a class held out.
+    np.testing.assert_array_equal(np.bincount(bundle.test_labels), [10] * 10)
+    np.testing.assert_array_equal(np.bincount(bundle.train_labels), [20] * 10)
+    images = np.concatenate([bundle.train_images, bundle.test_images])
+    np.testing.assert_allclose(images.min(axis=(1, 2, 3)), images.max(axis=(1, 2, 3)), atol=1e-5)
+    expected = {round(v / 127.5 - 1, 4) for v in split_value.values()}
+    assert {round(float(v), 4) for v in images[:, 0, 0, 0]} == expected
+
+
+# --- missing data -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", datasets_tfds.TFDS_VERSIONS)
+def test_missing_tfds_data_fails_fast_with_guidance(tmp_path, monkeypatch, name):
+    monkeypatch.setattr(datasets_tfds, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "no_debian"))
+    start = time.monotonic()
+    with pytest.raises(data.DataError) as error:
+        data.load(_config(dataset=name, data_dir=str(tmp_path)))
+    assert time.monotonic() - start < 10
+    message = str(error.value)
+    assert "\n" not in message and name in message and str(tmp_path) in message
+    assert f"tfds build {name}" in message
+    if name == "fashion_mnist":
+        assert "make data" in message
+
+
+def test_tfds_data_of_an_unknown_version_is_found(tmp_path):
+    (tmp_path / "mnist" / "1.0.0").mkdir(parents=True)
+    (tmp_path / "mnist" / "1.0.0" / "dataset_info.json").write_text("{}")
+    assert datasets_tfds.prepared_version("mnist", str(tmp_path)) == "1.0.0"
+    assert datasets_tfds.prepared_version("mnist", str(tmp_path / "other")) is None
+
+
+# --- Fashion-MNIST from Debian's IDX files ----------------------------------------------------
+
+def _write_idx(path: pathlib.Path, array: np.ndarray, compress: bool) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        with gzip.open(f"{path}.gz", "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    """A small Fashion-MNIST in Debian's layout: 12 train and 5 test images, gzip'd."""
+    rng = np.random.default_rng(0)
+    source = tmp_path / "fashion-mnist"
+    source.mkdir()
+    arrays = {}
+    for split, n in (("train", 12), ("test", 5)):
+        images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        image_stem, label_stem = datasets_tfds.IDX_FILES[split]
+        _write_idx(source / image_stem, images, compress=True)
+        _write_idx(source / label_stem, labels, compress=split == "train")  # plain works too
+        arrays[split] = images, labels
+    return source, arrays
+
+
+def test_read_idx_parses_the_header_and_values(idx_dir):
+    source, arrays = idx_dir
+    images = datasets_tfds.read_idx(source / "train-images-idx3-ubyte.gz")
+    np.testing.assert_array_equal(images, arrays["train"][0])
+    path = source / "int32-idx"
+    values = np.arange(-3, 3, dtype=">i4").reshape(2, 3)
+    path.write_bytes(bytes([0, 0, 0x0C, 2]) + np.array([2, 3], ">u4").tobytes()
+                     + values.tobytes())
+    np.testing.assert_array_equal(datasets_tfds.read_idx(path), values)
+
+
+def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
+    truncated = tmp_path / "truncated"
+    truncated.write_bytes(bytes([0, 0, 0x08, 1]) + np.array([10], ">u4").tobytes() + b"abc")
+    with pytest.raises(data.DataError, match="truncated"):
+        datasets_tfds.read_idx(truncated)
+    foreign = tmp_path / "foreign.gz"
+    foreign.write_bytes(b"not gzip at all")
+    with pytest.raises(data.DataError, match="foreign.gz"):
+        datasets_tfds.read_idx(foreign)
+
+
+def test_fashion_mnist_falls_back_to_debian_idx_files(idx_dir, tmp_path, monkeypatch):
+    source, arrays = idx_dir
+    monkeypatch.setattr(datasets_tfds, "DEBIAN_FASHION_MNIST_DIR", str(source))
+    bundle = data.load(_config(dataset="fashion_mnist", data_dir=str(tmp_path / "tfds")))
+    np.testing.assert_allclose(bundle.train_images, data.to_unit_range(arrays["train"][0]))
+    np.testing.assert_array_equal(bundle.test_labels, arrays["test"][1])
+    assert bundle.image_shape == (28, 28, 1) and bundle.num_classes == 10
+
+
+def test_prepare_fashion_mnist_writes_a_tfds_data_set(idx_dir, tmp_path):
+    source, arrays = idx_dir
+    data_dir = str(tmp_path / "tfds")
+    datasets_tfds.prepare_fashion_mnist(data_dir, str(source))
+    assert datasets_tfds.prepared_version("fashion_mnist", data_dir) == "3.0.1"
+    x, y = tfds.as_numpy(tfds.load("fashion_mnist", split="test", data_dir=data_dir,
+                                   batch_size=-1, as_supervised=True, download=False))
+    # TFDS stores examples in a hashed order: compare as sets of (image, label).
+    pairs = lambda xs, ys: sorted(zip((r.tobytes() for r in xs), ys.tolist()))
+    assert pairs(x[..., 0], y) == pairs(*arrays["test"])
+    bundle = data.load(_config(dataset="fashion_mnist", data_dir=data_dir, image_size=32))
+    assert bundle.train_images.shape == (12, 32, 32, 1) and len(bundle.test_images) == 5
+
+
+# --- imbalanced sets --------------------------------------------------------------------------
+
+def _bundle(per_class: int = 50) -> data.DataBundle:
+    labels = np.repeat(np.arange(10), per_class).astype(np.int64)
+    images = np.arange(len(labels), dtype=np.float32).reshape(-1, 1, 1, 1)
+    return data.DataBundle("toy", images, labels, images[:7], labels[:7], num_classes=10)
+
+
+def test_imbalanced_total_spreads_minor_count_over_the_other_classes():
+    bundle = _bundle()
+    out = data.make_imbalanced(bundle, dominant_class=3, minor_count=22, mode="total", seed=0)
+    # 22 = 9 * 2 + 4: the first four minor classes (0, 1, 2, 4) get one more.
+    np.testing.assert_array_equal(np.bincount(out.train_labels),
+                                  [3, 3, 3, 50, 3, 2, 2, 2, 2, 2])
+    assert out.name == "imbalanced_toy"
+    # Kept images are the original (image, label) pairs; the held-out set is untouched.
+    np.testing.assert_array_equal(bundle.train_labels[out.train_images.ravel().astype(int)],
+                                  out.train_labels)
+    assert out.test_images is bundle.test_images
+
+
+def test_imbalanced_per_class_and_seed():
+    bundle = _bundle()
+    a = data.make_imbalanced(bundle, 0, 7, "per_class", seed=1)
+    np.testing.assert_array_equal(np.bincount(a.train_labels), [50] + [7] * 9)
+    b = data.make_imbalanced(bundle, 0, 7, "per_class", seed=1)
+    c = data.make_imbalanced(bundle, 0, 7, "per_class", seed=2)
+    np.testing.assert_array_equal(a.train_images, b.train_images)
+    assert not np.array_equal(a.train_images, c.train_images)
+
+
+def test_imbalanced_rejects_a_missing_class_and_too_many_images():
+    with pytest.raises(ConfigError, match="--dominant_class: class 10 does not exist"):
+        data.make_imbalanced(_bundle(), 10, 5, "total", seed=0)
+    with pytest.raises(ConfigError, match="--minor_count.*at most 450 in total"):
+        data.make_imbalanced(_bundle(), 0, 451, "total", seed=0)
+    with pytest.raises(ConfigError, match="--minor_count.*at most 50 per class"):
+        data.make_imbalanced(_bundle(), 0, 51, "per_class", seed=0)
+
+
+def test_imbalanced_mnist_5k_offline_logs_class_counts(caplog):
+    with caplog.at_level(logging.INFO):
+        bundle = data.load(_config(dataset="imbalanced_mnist_5k", dominant_class=7,
+                                   minor_count=90, minor_count_mode="total"))
+    np.testing.assert_array_equal(np.bincount(bundle.train_labels),
+                                  [10] * 7 + [400] + [10] * 2)
+    assert len(bundle.test_images) == 1000  # the normal held-out set
+    assert "imbalanced_mnist_5k: training class counts" in caplog.text
+
+
+# --- folder:<path> ----------------------------------------------------------------------------
+
+def _write_png(path: pathlib.Path, image: np.ndarray) -> None:
+    path.write_bytes(tf.io.encode_png(image).numpy())
+
+
+def test_folder_with_class_subfolders_skips_corrupt_files(tmp_path, caplog):
+    for c, value in (("cats", 40), ("dogs", 200)):
+        (tmp_path / c).mkdir()
+        for i in range(12):
+            _write_png(tmp_path / c / f"{i}.png", np.full((20 + i, 30, 1), value, np.uint8))
+    (tmp_path / "dogs" / "broken.png").write_bytes(b"\x89PNG garbage")
+    (tmp_path / "dogs" / "notes.txt").write_text("not an image")
+    with caplog.at_level(logging.WARNING):
+        bundle = data.load(_config(dataset=f"folder:{tmp_path}", image_size=32))
+    assert "skipped 1 unreadable or corrupt image file(s) of 25" in caplog.text
+    assert bundle.num_classes == 2 and bundle.image_shape == (32, 32, 1)
+    assert len(bundle.train_images) + len(bundle.test_images) == 24
+    np.testing.assert_array_equal(np.bincount(bundle.test_labels), [1, 1])
+    for images, labels in ((bundle.train_images, bundle.train_labels),
+                           (bundle.test_images, bundle.test_labels)):
+        expected = np.where(labels == 0, 40, 200) / 127.5 - 1
+        np.testing.assert_allclose(images.mean(axis=(1, 2, 3)), expected, atol=1e-5)
+
+
+def test_flat_folder_is_one_class_and_rgb_if_any_image_is(tmp_path):
+    for i in range(4):
+        _write_png(tmp_path / f"{i}.png", np.full((16, 16, 1), 10 * i, np.uint8))
+    _write_png(tmp_path / "color.png", np.zeros((16, 16, 4), np.uint8))  # RGBA: alpha dropped
+    bundle = data.load(_config(dataset=f"folder:{tmp_path}", image_size=28))
+    assert bundle.num_classes == 1 and bundle.image_shape == (28, 28, 3)
+    assert len(bundle.train_images) == 4 and len(bundle.test_images) == 1
+    assert set(bundle.train_labels) == {0}
+
+
+def test_folder_errors_are_one_line(tmp_path):
+    with pytest.raises(data.DataError, match="not a readable directory"):
+        data.load(_config(dataset=f"folder:{tmp_path / 'missing'}"))
+    with pytest.raises(data.DataError, match="no image files"):
+        data.load(_config(dataset=f"folder:{tmp_path}"))
+    (tmp_path / "a.jpg").write_bytes(b"garbage")
+    with pytest.raises(data.DataError, match="none of its 1 image files could be decoded"):
+        data.load(_config(dataset=f"folder:{tmp_path}"))
