@@ -11,21 +11,18 @@ dataset-fashion-mnist); imbalanced_<one of those> (make_imbalanced); folder:<pat
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from gmmgan_tf import data_check
 from gmmgan_tf.config import BUILTIN_DATASETS, TFDS_DATASETS, Config, ConfigError
+from gmmgan_tf.errors import DataError
 
 MNIST_5K_TEST_SIZE = 1000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
-class DataError(RuntimeError):
-    """Data that cannot be loaded; its message says what is missing and how to get it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,9 +149,7 @@ def load_folder(path: str, image_size: int, seed: int) -> DataBundle:
     (1 channel) when every image is, else RGB. Unreadable files are skipped with one warning;
     10% of each class (at least 1) is held out.
     """
-    root = pathlib.Path(path).expanduser()
-    if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
-        raise DataError(f"folder:{path}: not a readable directory")
+    root = data_check.readable_folder(path)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and _image_files(d))
     sources = [(root / c, label) for label, c in enumerate(classes)] or [(root, 0)]
     files = [(f, label) for folder, label in sources for f in _image_files(folder)]

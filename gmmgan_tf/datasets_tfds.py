@@ -1,9 +1,8 @@
-"""TFDS data sets held in memory, a fast check that they are prepared, and offline Fashion-MNIST.
+"""TFDS data sets held in memory, and Fashion-MNIST offline.
 
-TFDS retries a missing download for minutes, so `load_tfds` first looks on disk for
-`<data_dir>/<name>/<version>/dataset_info.json` (TFDS writes it last, after an atomic rename of
-the version directory) and raises a one-line `DataError` with the fix when it is absent. Only then
-is `tensorflow_datasets` imported and read, with download disabled.
+`load_tfds` first asks `data_check` (file system only, milliseconds) whether the data set is
+prepared, so missing data is a one-line `DataError` instead of minutes of TFDS download retries;
+only then is `tensorflow_datasets` imported and read, with download disabled.
 
 Fashion-MNIST also comes from Debian's `dataset-fashion-mnist` (gzip IDX files): `read_idx` parses
 them, `load_fashion_mnist_idx` uses them directly when TFDS data is missing, and
@@ -20,60 +19,26 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from gmmgan_tf import data_check
 from gmmgan_tf.config import Config
 from gmmgan_tf.data import DataBundle, center_crop_resize, resize, stratified_split, to_unit_range
 from gmmgan_tf.errors import DataError
 
-# The versions this code was written against (oxford_flowers102 2.1.1 is the paper's).
-TFDS_VERSIONS = {"mnist": "3.0.1", "fashion_mnist": "3.0.1", "cifar10": "3.0.2",
-                 "oxford_flowers102": "2.1.1"}
-DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
-IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 FLOWERS_CLASSES = 10  # the paper uses labels 0-9 of Oxford Flowers 102
 FLOWERS_TEST_PER_CLASS = 10  # held out a class: a quarter of the smallest of the 10 (40 images)
 # IDX type byte -> big-endian dtype (http://yann.lecun.com/exdb/mnist/ "THE IDX FILE FORMAT").
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def default_data_dir() -> str:
-    """TFDS's own default: $TFDS_DATA_DIR, else ~/tensorflow_datasets."""
-    return os.environ.get("TFDS_DATA_DIR") or os.path.expanduser("~/tensorflow_datasets")
-
-
-def prepared_version(name: str, data_dir: str) -> str | None:
-    """The version of `name` prepared in `data_dir` (the expected one first), or None."""
-    root = pathlib.Path(data_dir) / name
-    found = sorted((p.parent.name for p in root.glob("*/dataset_info.json")),
-                   key=lambda v: tuple(int(x) for x in v.split(".") if x.isdigit()))
-    if TFDS_VERSIONS.get(name) in found:
-        return TFDS_VERSIONS[name]
-    return found[-1] if found else None
-
-
-def missing_data_message(name: str, data_dir: str) -> str:
-    how = (f"on a machine with network run `tfds build {name} --data_dir={data_dir}` (or "
-           f"`python -m gmmgan_tf.prepare_data {name} --data_dir={data_dir}`) and copy that "
-           "directory here")
-    if name == "fashion_mnist":
-        how = (f"run `make data` (apt-get install dataset-fashion-mnist, then `python -m "
-               f"gmmgan_tf.prepare_data fashion_mnist --data_dir={data_dir}`), or {how}")
-    elif name == "mnist":
-        how += "; offline, use --dataset=mnist_5k"
-    return f"{name}: no prepared TFDS data set in {data_dir}; {how}"
-
-
 def load_tfds(config: Config) -> DataBundle:
     """mnist, fashion_mnist, cifar10 or oxford_flowers102 from TFDS (Fashion-MNIST: or Debian)."""
     name = config.dataset
-    data_dir = config.data_dir or default_data_dir()
-    version = prepared_version(name, data_dir)
-    if version is None:
-        if name == "fashion_mnist" and debian_fashion_mnist_available(DEBIAN_FASHION_MNIST_DIR):
-            logging.info("fashion_mnist: no TFDS data in %s; reading Debian's IDX files in %s",
-                         data_dir, DEBIAN_FASHION_MNIST_DIR)
-            return load_fashion_mnist_idx(DEBIAN_FASHION_MNIST_DIR, config.image_size)
-        raise DataError(missing_data_message(name, data_dir))
+    data_dir = config.data_dir or data_check.default_data_dir()
+    if data_check.tfds_source(name, data_dir) == "debian":
+        logging.info("fashion_mnist: no TFDS data in %s; reading Debian's IDX files in %s",
+                     data_dir, data_check.DEBIAN_FASHION_MNIST_DIR)
+        return load_fashion_mnist_idx(data_check.DEBIAN_FASHION_MNIST_DIR, config.image_size)
+    version = data_check.prepared_version(name, data_dir)
     if name == "oxford_flowers102":
         return _load_flowers(f"{name}:{version}", data_dir, config.image_size, config.seed)
     (x_train, y_train), (x_test, y_test) = (
@@ -160,16 +125,9 @@ def _idx_path(source_dir: str, stem: str) -> str:
                     "package dataset-fashion-mnist (`make data`)")
 
 
-def debian_fashion_mnist_available(source_dir: str) -> bool:
-    """Whether all four IDX files are in `source_dir` (gzip-compressed or not)."""
-    return all(os.path.exists(os.path.join(source_dir, stem + ".gz"))
-               or os.path.exists(os.path.join(source_dir, stem))
-               for stems in IDX_FILES.values() for stem in stems)
-
-
 def read_fashion_mnist_split(source_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """uint8 [N, 28, 28] images and int64 [N] labels of one split from IDX files."""
-    image_stem, label_stem = IDX_FILES[split]
+    image_stem, label_stem = data_check.IDX_FILES[split]
     images = read_idx(_idx_path(source_dir, image_stem))
     labels = read_idx(_idx_path(source_dir, label_stem)).astype(np.int64)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -186,7 +144,7 @@ def load_fashion_mnist_idx(source_dir: str, image_size: int) -> DataBundle:
                       resize(to_unit_range(x_test), image_size), y_test, num_classes=10)
 
 
-def prepare_fashion_mnist(data_dir: str, source_dir: str = DEBIAN_FASHION_MNIST_DIR) -> str:
+def prepare_fashion_mnist(data_dir: str, source_dir: str) -> str:
     """Writes TFDS `fashion_mnist` into `data_dir` from local IDX files; returns its directory.
 
     TFDS's own builder would download the same files; this subclass of it (same name, version and
@@ -199,7 +157,7 @@ def prepare_fashion_mnist(data_dir: str, source_dir: str = DEBIAN_FASHION_MNIST_
     class FashionMNIST(tfds_mnist.FashionMNIST, skip_registration=True):
         def _split_generators(self, dl_manager):
             del dl_manager  # nothing to download
-            return {split: self._examples(split) for split in IDX_FILES}
+            return {split: self._examples(split) for split in data_check.IDX_FILES}
 
         def _examples(self, split):
             images, labels = read_fashion_mnist_split(source_dir, split)

@@ -16,8 +16,8 @@ from absl import app, flags, logging
 
 from gmmgan_tf.config import TFDS_DATASETS
 from gmmgan_tf.errors import DataError
-from gmmgan_tf.datasets_tfds import (DEBIAN_FASHION_MNIST_DIR, default_data_dir,
-                                     prepare_fashion_mnist, prepared_version)
+from gmmgan_tf.data_check import DEBIAN_FASHION_MNIST_DIR, default_data_dir, prepared_version
+from gmmgan_tf.datasets_tfds import prepare_fashion_mnist
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory ('' = TFDS's default).")
 _SOURCE_DIR = flags.DEFINE_string("source_dir", DEBIAN_FASHION_MNIST_DIR,

@@ -3,6 +3,8 @@ import dataclasses
 import gzip
 import logging
 import pathlib
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from gmmgan_tf import data, datasets_tfds
+from gmmgan_tf import data, data_check, datasets_tfds
 from gmmgan_tf.config import Config, ConfigError
 
 
@@ -58,7 +60,7 @@ def test_unknown_dataset_is_a_config_error():
 
 def _mark_prepared(data_dir: pathlib.Path, name: str) -> str:
     """Makes the on-disk check pass; mock_data serves the examples."""
-    version_dir = data_dir / name / datasets_tfds.TFDS_VERSIONS[name]
+    version_dir = data_dir / name / data_check.TFDS_VERSIONS[name]
     version_dir.mkdir(parents=True)
     (version_dir / "dataset_info.json").write_text("{}")
     return str(data_dir)
@@ -135,9 +137,9 @@ def test_flowers_keeps_labels_0_to_9_of_all_splits_center_cropped(tmp_path):
 
 # --- missing data -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", datasets_tfds.TFDS_VERSIONS)
+@pytest.mark.parametrize("name", data_check.TFDS_VERSIONS)
 def test_missing_tfds_data_fails_fast_with_guidance(tmp_path, monkeypatch, name):
-    monkeypatch.setattr(datasets_tfds, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "no_debian"))
+    monkeypatch.setattr(data_check, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "no_debian"))
     start = time.monotonic()
     with pytest.raises(data.DataError) as error:
         data.load(_config(dataset=name, data_dir=str(tmp_path)))
@@ -149,11 +151,41 @@ def test_missing_tfds_data_fails_fast_with_guidance(tmp_path, monkeypatch, name)
         assert "make data" in message
 
 
+def test_check_available_needs_no_tensorflow_and_fails_fast(tmp_path):
+    # What the CLI runs before importing TensorFlow: a fresh process, timed end to end.
+    script = ("import dataclasses, sys\n"
+              "from gmmgan_tf import data_check\n"
+              "from gmmgan_tf.config import Config\n"
+              f"config = dataclasses.replace(Config(), dataset='imbalanced_oxford_flowers102', "
+              f"data_dir={str(tmp_path)!r})\n"
+              "try:\n"
+              "    data_check.check_available(config)\n"
+              "except Exception as e:\n"
+              "    sys.exit(f'{type(e).__name__}: {e} | tf: {\"tensorflow\" in sys.modules}')\n")
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=pathlib.Path(__file__).parents[1])
+    assert time.monotonic() - start < 10
+    assert result.returncode == 1
+    assert result.stderr.startswith("DataError: oxford_flowers102: no prepared TFDS data set")
+    assert result.stderr.strip().endswith("| tf: False")
+
+
+def test_check_available_accepts_offline_sets_and_rejects_bad_folders(tmp_path):
+    data_check.check_available(_config(dataset="mnist_5k", data_dir=str(tmp_path)))
+    data_check.check_available(_config(dataset="imbalanced_mnist_5k", data_dir=str(tmp_path)))
+    data_check.check_available(_config(dataset=f"folder:{tmp_path}"))
+    with pytest.raises(data.DataError, match="not a readable directory"):
+        data_check.check_available(_config(dataset=f"folder:{tmp_path / 'nope'}"))
+    _mark_prepared(tmp_path, "cifar10")
+    data_check.check_available(_config(dataset="cifar10", data_dir=str(tmp_path)))
+
+
 def test_tfds_data_of_an_unknown_version_is_found(tmp_path):
     (tmp_path / "mnist" / "1.0.0").mkdir(parents=True)
     (tmp_path / "mnist" / "1.0.0" / "dataset_info.json").write_text("{}")
-    assert datasets_tfds.prepared_version("mnist", str(tmp_path)) == "1.0.0"
-    assert datasets_tfds.prepared_version("mnist", str(tmp_path / "other")) is None
+    assert data_check.prepared_version("mnist", str(tmp_path)) == "1.0.0"
+    assert data_check.prepared_version("mnist", str(tmp_path / "other")) is None
 
 
 # --- Fashion-MNIST from Debian's IDX files ----------------------------------------------------
@@ -178,7 +210,7 @@ def idx_dir(tmp_path):
     for split, n in (("train", 12), ("test", 5)):
         images = rng.integers(0, 256, (n, 28, 28)).astype(np.uint8)
         labels = (np.arange(n) % 10).astype(np.uint8)
-        image_stem, label_stem = datasets_tfds.IDX_FILES[split]
+        image_stem, label_stem = data_check.IDX_FILES[split]
         _write_idx(source / image_stem, images, compress=True)
         _write_idx(source / label_stem, labels, compress=split == "train")  # plain works too
         arrays[split] = images, labels
@@ -209,7 +241,7 @@ def test_read_idx_rejects_truncated_and_foreign_files(tmp_path):
 
 def test_fashion_mnist_falls_back_to_debian_idx_files(idx_dir, tmp_path, monkeypatch):
     source, arrays = idx_dir
-    monkeypatch.setattr(datasets_tfds, "DEBIAN_FASHION_MNIST_DIR", str(source))
+    monkeypatch.setattr(data_check, "DEBIAN_FASHION_MNIST_DIR", str(source))
     bundle = data.load(_config(dataset="fashion_mnist", data_dir=str(tmp_path / "tfds")))
     np.testing.assert_allclose(bundle.train_images, data.to_unit_range(arrays["train"][0]))
     np.testing.assert_array_equal(bundle.test_labels, arrays["test"][1])
@@ -220,7 +252,7 @@ def test_prepare_fashion_mnist_writes_a_tfds_data_set(idx_dir, tmp_path):
     source, arrays = idx_dir
     data_dir = str(tmp_path / "tfds")
     datasets_tfds.prepare_fashion_mnist(data_dir, str(source))
-    assert datasets_tfds.prepared_version("fashion_mnist", data_dir) == "3.0.1"
+    assert data_check.prepared_version("fashion_mnist", data_dir) == "3.0.1"
     x, y = tfds.as_numpy(tfds.load("fashion_mnist", split="test", data_dir=data_dir,
                                    batch_size=-1, as_supervised=True, download=False))
     # TFDS stores examples in a hashed order: compare as sets of (image, label).
