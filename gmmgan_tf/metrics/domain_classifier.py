@@ -1,0 +1,165 @@
+"""The domain classifier: a small CNN trained on the labelled data set, for *domain* IS/FID.
+
+InceptionV3 is an ImageNet model that cannot be downloaded here and says little about 28 x 28
+digits, so the project trains its own classifier once per data set and caches it
+(`<cache_dir>/domain_classifier_<dataset>_<size>.keras`, its test accuracy beside it in a
+`.json`). Its class probabilities give the **domain IS** and mode coverage, its penultimate
+layer (`features`, 128 units) the **domain FID**. These are not comparable with Inception
+IS/FID numbers from papers; report them under their own names, with the test accuracy.
+
+Architecture: [conv3x3 + ReLU, conv3x3 stride 2 + ReLU] blocks (32, 64, 128, ... channels)
+until the side is <= 8, flatten, Dense(128, ReLU) = features, dropout 0.3, Dense(classes).
+Input: float32 NHWC images in [-1, 1], integer labels.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+FEATURES_LAYER = "features"
+FEATURE_DIM = 128
+
+
+def build_classifier(image_shape: tuple[int, int, int], num_classes: int,
+                     seed: int = 0) -> keras.Model:
+    """The CNN above, returning logits."""
+    init = iter(keras.initializers.GlorotUniform(seed=seed + i) for i in range(100))
+    inputs = keras.Input(image_shape)
+    x, side, channels = inputs, image_shape[0], 32
+    while True:
+        x = keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
+                                kernel_initializer=next(init))(x)
+        x = keras.layers.Conv2D(channels, 3, strides=2, padding="same", activation="relu",
+                                kernel_initializer=next(init))(x)
+        side, channels = (side + 1) // 2, min(channels * 2, 256)
+        if side <= 8:
+            break
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(FEATURE_DIM, activation="relu", name=FEATURES_LAYER,
+                           kernel_initializer=next(init))(x)
+    x = keras.layers.Dropout(0.3, seed=seed)(x)
+    logits = keras.layers.Dense(num_classes, name="logits", kernel_initializer=next(init))(x)
+    return keras.Model(inputs, logits, name="domain_classifier")
+
+
+def _check(images: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    images = np.asarray(images, np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"need NHWC images, got shape {images.shape}")
+    if not np.all(np.isfinite(images)):
+        raise ValueError("images contain NaN or infinite values")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
+    return images
+
+
+class DomainClassifier:
+    """A trained classifier: probabilities, predicted classes and penultimate features."""
+
+    def __init__(self, model: keras.Model, test_accuracy: float):
+        self.model = model
+        self.test_accuracy = float(test_accuracy)
+        self._both = keras.Model(model.input, [model.get_layer(FEATURES_LAYER).output,
+                                               model.output])
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.model.output.shape[-1])
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.model.input.shape[1:])
+
+    def features_and_probabilities(self, images: np.ndarray, batch_size: int = 500
+                                   ) -> tuple[np.ndarray, np.ndarray]:
+        """(features [N, 128], softmax probabilities [N, classes])."""
+        images = _check(images)
+        if images.shape[1:] != self.image_shape:
+            raise ValueError(f"the domain classifier takes {self.image_shape} images, got "
+                             f"{images.shape[1:]}")
+        feats, probs = [], []
+        for start in range(0, len(images), batch_size):
+            f, logits = self._both(images[start:start + batch_size], training=False)
+            feats.append(np.asarray(f))
+            probs.append(np.asarray(tf.nn.softmax(logits)))
+        return np.concatenate(feats), np.concatenate(probs)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return self.features_and_probabilities(images)[1]
+
+    def features(self, images: np.ndarray) -> np.ndarray:
+        return self.features_and_probabilities(images)[0]
+
+    def save(self, path: str) -> None:
+        """`path` (.keras) and `path + '.json'` with the test accuracy."""
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self.model.save(path)
+        with open(path + ".json", "w") as f:
+            json.dump({"test_accuracy": self.test_accuracy}, f)
+
+    @classmethod
+    def load(cls, path: str) -> "DomainClassifier":
+        if not os.path.isfile(path) or not os.path.isfile(path + ".json"):
+            raise FileNotFoundError(f"no domain classifier at {path!r} (and {path}.json); "
+                                    "train one with train_domain_classifier")
+        with open(path + ".json") as f:
+            accuracy = json.load(f)["test_accuracy"]
+        return cls(keras.models.load_model(path), accuracy)
+
+
+def train_domain_classifier(train_images: np.ndarray, train_labels: np.ndarray,
+                            test_images: np.ndarray, test_labels: np.ndarray,
+                            num_classes: int, epochs: int = 8, batch_size: int = 64,
+                            learning_rate: float = 1e-3, seed: int = 0,
+                            verbose: int = 0) -> DomainClassifier:
+    """Adam on the cross-entropy; the test accuracy is measured on the held-out images."""
+    train_images = _check(train_images, train_labels)
+    test_images = _check(test_images, test_labels)
+    labels = np.asarray(train_labels, np.int64)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must be in [0, {num_classes}), got [{labels.min()}, "
+                         f"{labels.max()}]")
+    model = build_classifier(train_images.shape[1:], num_classes, seed)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    data = (tf.data.Dataset.from_tensor_slices((train_images, labels))
+            .shuffle(len(labels), seed=seed)
+            .map(lambda x, y: (_random_shift(x, seed), y), num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+    model.fit(data, epochs=epochs, verbose=verbose, shuffle=False)  # tf.data shuffles
+    logits = model.predict(test_images, batch_size=500, verbose=0)
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == np.asarray(test_labels)))
+    return DomainClassifier(model, accuracy)
+
+
+def _random_shift(image: tf.Tensor, seed: int, pixels: int = 2) -> tf.Tensor:
+    """Shifts one image by up to `pixels` (mirrored border): a cheap augmentation that helps
+    when only a few thousand labelled images are available."""
+    padded = tf.pad(image, [[pixels, pixels], [pixels, pixels], [0, 0]], mode="SYMMETRIC")
+    return tf.image.random_crop(padded, tf.shape(image), seed=seed)
+
+
+def cache_path(cache_dir: str, dataset: str, image_size: int) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in dataset)
+    return os.path.join(cache_dir, f"domain_classifier_{safe}_{image_size}.keras")
+
+
+def load_or_train(cache_dir: str, dataset: str, train_images: np.ndarray,
+                  train_labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray,
+                  num_classes: int, **train_kwargs) -> DomainClassifier:
+    """The cached classifier of this data set and image size, trained and saved on first use."""
+    path = cache_path(cache_dir, dataset, int(np.shape(train_images)[1]))
+    if os.path.isfile(path) and os.path.isfile(path + ".json"):
+        classifier = DomainClassifier.load(path)
+        if (classifier.image_shape == tuple(np.shape(train_images)[1:])
+                and classifier.num_classes == num_classes):
+            return classifier
+    classifier = train_domain_classifier(train_images, train_labels, test_images, test_labels,
+                                         num_classes, **train_kwargs)
+    classifier.save(path)
+    return classifier
