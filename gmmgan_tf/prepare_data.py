@@ -17,7 +17,6 @@ from absl import app, flags, logging
 from gmmgan_tf.config import TFDS_DATASETS
 from gmmgan_tf.errors import DataError
 from gmmgan_tf.data_check import DEBIAN_FASHION_MNIST_DIR, default_data_dir, prepared_version
-from gmmgan_tf.datasets_tfds import prepare_fashion_mnist
 
 _DATA_DIR = flags.DEFINE_string("data_dir", "", "TFDS data directory ('' = TFDS's default).")
 _SOURCE_DIR = flags.DEFINE_string("source_dir", DEBIAN_FASHION_MNIST_DIR,
@@ -31,6 +30,8 @@ def prepare(name: str, data_dir: str, source_dir: str) -> str:
         return f"{name} {version} is already prepared in {data_dir}"
     start = time.time()
     if name == "fashion_mnist":
+        from gmmgan_tf.datasets_tfds import prepare_fashion_mnist  # TensorFlow only for real work
+
         path = prepare_fashion_mnist(data_dir, source_dir)
     else:
         import tensorflow_datasets as tfds
