@@ -11,16 +11,14 @@ import dataclasses
 import os
 from typing import Any
 
+from gmmgan_tf.errors import ConfigError
+
 MODES = ("train", "evaluate", "sample", "interpolate", "export")
 MODELS = ("gmmgan", "gmm", "gaussian")
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "oxford_flowers102")
 BUILTIN_DATASETS = ("mnist_5k",) + TFDS_DATASETS
 # Sizes the DCGAN networks can make: a 4x4 (or 7x7) seed doubled by stride-2 layers.
 SUPPORTED_IMAGE_SIZES = (28, 32, 64, 128)
-
-
-class ConfigError(ValueError):
-    """A bad option; its message is one line naming the flag and the fix."""
 
 
 def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -139,6 +137,9 @@ class Config:
             _check(getattr(self, name) >= 0, name, f"must be >= 0 (got {getattr(self, name)})")
         _check(self.minor_count >= 1, "minor_count", f"must be >= 1 (got {self.minor_count})")
         _check(self.num_virtual_devices >= 0, "num_virtual_devices", "must be >= 0")
+        _check(not (self.pcm_adversarial_update and self.discriminator_heads == "per_component"),
+               "pcm_adversarial_update", "with per-component heads the generator side of eq. 6 "
+               "does not depend on the PCM; add --discriminator_heads=single")
         _check(not (self.jit_compile and self.strategy != "default"), "jit_compile",
                "XLA does not work with a distribution strategy; drop --jit_compile or use "
                "--strategy=default")

@@ -1,0 +1,81 @@
+"""Command line: one absl flag per `Config` field, then dispatch on --mode.
+
+User errors (bad flags, missing data, unwritable workdir, diverged training) end the program
+with one line on stderr and a non-zero exit code, never a traceback.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import warnings
+
+from absl import app, flags, logging
+
+from gmmgan_tf.config import Config
+from gmmgan_tf.errors import TrainingDiverged, UserError
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Declares --<field> for every Config field, with its default, help and choices."""
+    for field in dataclasses.fields(Config):
+        help_text, choices = field.metadata["help"], field.metadata["choices"]
+        if choices:
+            flags.DEFINE_enum(field.name, field.default, list(choices), help_text)
+        elif isinstance(field.default, bool):
+            flags.DEFINE_boolean(field.name, field.default, help_text)
+        elif isinstance(field.default, int):
+            flags.DEFINE_integer(field.name, field.default, help_text)
+        elif isinstance(field.default, float):
+            flags.DEFINE_float(field.name, field.default, help_text)
+        else:
+            flags.DEFINE_string(field.name, field.default, help_text)
+
+
+def config_from_flags() -> Config:
+    return Config(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(Config)}).validate()
+
+
+def dispatch(config: Config) -> None:
+    if config.mode == "train":
+        from gmmgan_tf.train import train_and_evaluate
+
+        metrics = train_and_evaluate(config)
+        print(f"Done. Results in {config.workdir}: samples.png, metrics.json, checkpoints/, "
+              f"tensorboard/ (tensorboard --logdir={config.workdir}).")
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in metrics.items()))
+    else:
+        from gmmgan_tf import modes
+
+        modes.run(config)
+
+
+def main(argv) -> None:
+    logging.set_verbosity(logging.WARNING)  # TF's INFO chatter; progress goes to stdout
+    if len(argv) > 1:
+        _fail(f"unexpected arguments {argv[1:]}; options are --flags (see --helpshort)")
+    try:
+        dispatch(config_from_flags())
+    except TrainingDiverged as e:
+        _fail(str(e), code=3)
+    except UserError as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to resume from the last completed epoch",
+              code=130)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def run() -> None:
+    """Console-script entry point (`gmmgan --flagfile=...`)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ start-up chatter, not errors
+    warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # our datasets are shuffled
+    define_flags()
+    app.run(main)

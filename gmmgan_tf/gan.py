@@ -1,0 +1,196 @@
+"""The model of seed 000 and its baselines, one Keras model whose `train_step` is Algorithm 1.
+
+`--model=gmmgan`: learned GMM prior + PCM (the proposed model); `gmm`: learned GMM prior, no PCM,
+unweighted adversarial loss; `gaussian`: N(0, I) prior, vanilla DCGAN. All three draw the same
+number of fakes a step (K per real image) through the same code, so their costs compare.
+
+Every gradient of a step is taken at the step's starting point in one forward pass
+(simultaneous updates: one generator call, one pass of D and C over the fakes), then applied in
+the order of Algorithm 1. The PCM's gradients from lines 12-15 are summed and applied once, so
+its Adam state advances once a step.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gmmgan_tf import losses
+from gmmgan_tf.config import Config
+from gmmgan_tf.networks import build_networks
+from gmmgan_tf.prior import MixturePrior
+
+LOSS_NAMES = ("d_loss", "g_loss", "latent_consistency_loss", "real_fake_consistency_loss")
+
+
+class GMMGAN(keras.Model):
+
+    def __init__(self, config: Config, image_shape: tuple[int, int, int], **kwargs):
+        super().__init__(name=config.model, **kwargs)
+        self.config = config
+        self.image_shape = tuple(image_shape)
+        self.num_components = config.num_components
+        self.latent_dim = config.latent_dim
+        self.per_component_heads = (config.discriminator_heads == "per_component"
+                                    and config.uses_mixture_prior)
+        if config.uses_mixture_prior:
+            self.prior = MixturePrior(
+                config.num_components, config.latent_dim,
+                mean_init_std=config.prior_mean_init_std, sigma_init=config.prior_sigma_init,
+                sigma_floor=config.prior_sigma_floor,
+                learn_mixture_logits=config.learn_mixture_logits, seed=config.seed, name="prior")
+        else:
+            self.prior = MixturePrior.standard_normal(config.latent_dim)
+        self.generator, self.discriminator, self.pcm = build_networks(
+            self.image_shape, latent_dim=config.latent_dim,
+            num_components=config.num_components,
+            discriminator_units=config.num_components if self.per_component_heads else 1,
+            with_pcm=config.uses_pcm, shared_encoder=config.shared_encoder,
+            width_multiplier=config.width_multiplier, bn_momentum=config.bn_momentum)
+        self.noise_seed = keras.random.SeedGenerator(config.seed)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+        self.built = True
+
+    # --- set-up ------------------------------------------------------------------------------
+    def compile(self, **kwargs):
+        """Creates one Adam optimizer per variable group (D, G, C, prior) and builds each on its
+        variables outside the traced step, as Keras 3 needs for several optimizers."""
+        super().compile(**kwargs)
+        c = self.config
+        adam = lambda lr: keras.optimizers.Adam(lr, beta_1=c.adam_beta1)  # noqa: E731
+        self.optimizers = {"d": adam(c.learning_rate_d), "g": adam(c.learning_rate_g),
+                           "c": adam(c.learning_rate_c), "prior": adam(c.learning_rate_prior)}
+        for group, optimizer in self.optimizers.items():
+            optimizer.build(self.variable_groups()[group])
+
+    def variable_groups(self) -> dict[str, list]:
+        return {"d": self.discriminator.trainable_variables,
+                "g": self.generator.trainable_variables,
+                "c": self.pcm.trainable_variables if self.pcm is not None else [],
+                "prior": self.prior.trainable_variables}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # --- Algorithm 1 -------------------------------------------------------------------------
+    def train_step(self, real_images):
+        c = self.config
+        groups = self.variable_groups()
+        batch = tf.shape(real_images)[0]
+        k, d = self.num_components, self.latent_dim
+        eps = keras.random.normal((batch, k, d), seed=self.noise_seed)
+
+        with tf.GradientTape(persistent=True) as tape:
+            # Lines 1-7: for every real x_i and component k, z_i^k = mu_k + sigma_k * eps and
+            # x^_i^k = G(z_i^k), all M*K fakes in one generator call; classify x_i and x^_i^k.
+            z = self.prior.reparameterize(eps)  # [M, K, d]
+            fakes = self.generator(tf.reshape(z, (-1, d)), training=True)
+            real_d = self.discriminator(real_images, training=True)
+            fake_d = tf.reshape(self.discriminator(fakes, training=True), (batch, k, -1))
+            # Head k judges the fakes of component k; a single head judges them all.
+            fake_d = tf.linalg.diag_part(fake_d) if self.per_component_heads else fake_d[..., 0]
+            if self.pcm is not None:
+                real_c = self.pcm(real_images, training=True)
+                fake_c = self.pcm(fakes, training=True)  # [M*K, K] logits
+                r = tf.nn.softmax(real_c)
+                w = self.prior.responsibilities(z)  # analytic Pr(k|z), [M, K, K]
+            else:
+                r = tf.fill((batch, k), 1.0 / k)
+
+            # Line 8: L^adversarial (eq. 6); r carries C's gradient only with the literal
+            # lines 12-13 (--pcm_adversarial_update).
+            r_for_g = r if c.pcm_adversarial_update else tf.stop_gradient(r)
+            d_loss = losses.discriminator_loss(real_d, fake_d, tf.stop_gradient(r),
+                                               self.per_component_heads)
+            g_loss = losses.generator_loss(fake_d, r_for_g, self.per_component_heads,
+                                           non_saturating=c.gan_loss == "non_saturating")
+            if self.pcm is not None:
+                # Line 9: L^{x^,z} (eq. 4) over all M*K pairs (w(z_i^k), C(x^_i^k)).
+                xz_loss = losses.latent_consistency_loss(tf.reshape(w, (-1, k)), fake_c,
+                                                         c.consistency)
+                # Line 10: L^{x^,x} (eq. 5).
+                xx_loss = losses.real_fake_consistency_loss(
+                    r, tf.reshape(tf.nn.softmax(fake_c), (batch, k, k)),
+                    c.real_fake_consistency)
+            else:
+                xz_loss = xx_loss = tf.constant(0.0)
+            adv_d = self._scale(c.adversarial_weight * d_loss)
+            adv_g = self._scale(c.adversarial_weight * g_loss)
+            xz = self._scale(c.latent_consistency_weight * xz_loss)
+            xx = self._scale(c.real_fake_consistency_weight * xx_loss)
+            # G optionally also takes L^{x^,z}, as InfoGAN's generator takes its code term.
+            g_objective = adv_g + xz if c.generator_consistency else adv_g
+
+        # Line 11: update D with L^adversarial.
+        self._apply("d", tape.gradient(adv_d, groups["d"]))
+        # Lines 12-13: update G (and, literally, C) with L^adversarial. Without a PCM there is
+        # no L^{x^,z}: the `gmm` baseline learns its prior through the generator's adversarial
+        # gradient instead (as DeLiGAN does).
+        g_sources = groups["g"] + (groups["prior"] if self.pcm is None else [])
+        g_grads = tape.gradient(g_objective, g_sources)
+        self._apply("g", g_grads[:len(groups["g"])])
+        if self.pcm is None:
+            self._apply("prior", g_grads[len(groups["g"]):])
+        if self.pcm is not None:
+            c_grads = _sum_grads(
+                tape.gradient(xx, groups["c"]),  # line 14: C with L^{x^,x}
+                tape.gradient(adv_g, groups["c"]) if c.pcm_adversarial_update else None)
+            # Line 15: C and the prior (mu, sigma) with L^{x^,z}, through w(z) and z -> G -> C.
+            xz_grads = tape.gradient(xz, groups["c"] + groups["prior"])
+            n_c = len(groups["c"])
+            self._apply("c", _sum_grads(c_grads, xz_grads[:n_c]))
+            self._apply("prior", xz_grads[n_c:])
+        del tape
+
+        for name, value in zip(LOSS_NAMES, (d_loss, g_loss, xz_loss, xx_loss)):
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def _scale(self, loss):
+        """The one place where losses are scaled for distribution: each replica's mean loss is
+        divided by the replica count so that the summed gradients equal the global-batch mean
+        (Keras' built-in losses do the same). Logged values stay unscaled."""
+        return loss / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, loss.dtype)
+
+    def _apply(self, group: str, grads) -> None:
+        variables = self.variable_groups()[group]
+        if not variables:
+            return
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        self.optimizers[group].apply(grads, variables)
+
+    # --- inference (evaluation, sampling, export) --------------------------------------------
+    def latents(self, components, eps):
+        """z = mu_c + sigma_c * eps for component ids c [N] and noise eps [N, d]."""
+        components = tf.convert_to_tensor(components, tf.int32)
+        if not self.config.uses_mixture_prior:
+            components = tf.zeros_like(components)
+        means = tf.gather(tf.convert_to_tensor(self.prior.means), components)
+        return means + tf.gather(self.prior.scales(), components) * eps
+
+    def generate(self, components, eps, batch_size: int = 500) -> np.ndarray:
+        """Images [N, H, W, C] in [-1, 1] of the given components and noise, in batches."""
+        z = self.latents(components, eps)
+        return np.concatenate([self.generator(z[i:i + batch_size], training=False).numpy()
+                               for i in range(0, len(z), batch_size)])
+
+    def sample(self, per_component: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """`per_component` images of every component (component-major) and their ids."""
+        components = np.repeat(np.arange(self.num_components), per_component)
+        eps = np.random.default_rng(seed).standard_normal(
+            (len(components), self.latent_dim)).astype(np.float32)
+        return self.generate(components, eps), components
+
+    def responsibilities(self, images, batch_size: int = 500) -> np.ndarray:
+        """The PCM's Pr(k|x) [N, K] for images in [-1, 1]."""
+        if self.pcm is None:
+            raise ValueError(f"--model={self.config.model} has no PCM; use --model=gmmgan")
+        return np.concatenate([tf.nn.softmax(self.pcm(images[i:i + batch_size])).numpy()
+                               for i in range(0, len(images), batch_size)])
+
+
+def _sum_grads(a, b):
+    if a is None or b is None:
+        return a if b is None else b
+    return [x if y is None else y if x is None else x + y for x, y in zip(a, b)]

@@ -1,0 +1,124 @@
+"""The losses of seed 000 as pure functions of tensors; each docstring states the equation.
+
+Shapes: M real images, K components. `r` is the PCM's responsibility of the real images
+r_ik = C(x_i)_k [M, K]; fake logits are [M, K] with entry (i, k) for x^_i^k = G(z_i^k).
+Every log D is computed from logits with log-sigmoid, never as the log of a probability.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+JOINT_FLOOR = 1e-8
+
+
+def mutual_information(p: tf.Tensor, q: tf.Tensor) -> tf.Tensor:
+    """I(p; q) of a batch of paired probability vectors, as in invariant information clustering.
+
+    P = sym((1/N) sum_n p_n q_n^T) (a K x K joint), P_row and P_col its marginals,
+    I = sum_{k,l} P_kl log(P_kl / (P_row,k P_col,l)). I = 0 for independent pairs, log K for
+    identical uniform one-hot pairs. P is floored before the log (exact zeros add nothing).
+    """
+    joint = tf.matmul(p, q, transpose_a=True) / tf.cast(tf.shape(p)[0], p.dtype)
+    joint = tf.maximum((joint + tf.transpose(joint)) / 2.0, JOINT_FLOOR)
+    joint = joint / tf.reduce_sum(joint)
+    row = tf.reduce_sum(joint, axis=1, keepdims=True)
+    col = tf.reduce_sum(joint, axis=0, keepdims=True)
+    return tf.reduce_sum(joint * (tf.math.log(joint) - tf.math.log(row) - tf.math.log(col)))
+
+
+def soft_cross_entropy(target_probs: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """mean_n -sum_k t_nk log softmax(logits_n)_k."""
+    return tf.reduce_mean(tf.reduce_sum(-target_probs * tf.nn.log_softmax(logits), axis=-1))
+
+
+def latent_consistency_loss(w: tf.Tensor, fake_logits: tf.Tensor, mode: str) -> tf.Tensor:
+    """L^{x^,z} (eq. 4) over all pairs (w(z_i^k), C(x^_i^k)), flattened to [M*K, K].
+
+    mi: -I(w, C(x^)), permutation-invariant, so PCM index k need not mean component k;
+    xent: cross-entropy of C(x^) against w(z), which pins index k to component k;
+    mi+xent: their sum.
+    """
+    loss = tf.constant(0.0, fake_logits.dtype)
+    if "mi" in mode.split("+"):
+        loss -= mutual_information(w, tf.nn.softmax(fake_logits))
+    if "xent" in mode.split("+"):
+        loss += soft_cross_entropy(w, fake_logits)
+    return loss
+
+
+def real_fake_consistency_loss(real_probs: tf.Tensor, fake_probs: tf.Tensor, mode: str
+                               ) -> tf.Tensor:
+    """L^{x^,x} (eq. 5). The slides' formula is garbled: its summand does not depend on k, and
+    x_i and x^ are independent draws, so a literal I(C(x_i), C(x^)) is zero in expectation. We read
+    it as "responsibilities of real data must be consistent with those of generated data":
+
+    paired_mi: pair x_i with the fake of the component C assigns it to, k_i = argmax_k C(x_i)
+      (the choice is not differentiated), and maximise I(C(x_i), C(x^_i^{k_i}));
+    marginal_kl: KL(mean_i C(x_i) || mean_{i,k} C(x^_i^k)) between batch-mean responsibilities;
+    none: 0.
+    real_probs [M, K], fake_probs [M, K, K] (the PCM's output on every fake of every real).
+    """
+    if mode == "none":
+        return tf.constant(0.0, real_probs.dtype)
+    if mode == "paired_mi":
+        chosen = tf.stop_gradient(tf.argmax(real_probs, axis=-1))
+        paired = tf.gather(fake_probs, chosen, axis=1, batch_dims=1)
+        return -mutual_information(real_probs, paired)
+    if mode == "marginal_kl":
+        p = tf.reduce_mean(real_probs, axis=0)
+        q = tf.reduce_mean(tf.reshape(fake_probs, [-1, tf.shape(fake_probs)[-1]]), axis=0)
+        p, q = tf.maximum(p, JOINT_FLOOR), tf.maximum(q, JOINT_FLOOR)
+        return tf.reduce_sum(p * (tf.math.log(p) - tf.math.log(q)))
+    raise ValueError(f"unknown real_fake_consistency mode {mode!r}")
+
+
+def adversarial_weights(r: tf.Tensor, per_component: bool) -> tf.Tensor:
+    """Weights a_ik of the terms of eq. 6.
+
+    Single logit: a_ik = r_ik / M (eq. 6 averaged over the batch; since sum_k r_ik = 1 the real
+    term is the usual mean_i log D(x_i)). Per-component logits (mixture of GANs):
+    a_ik = r_ik / sum_i' r_i'k, so head k sees the real images C assigns to component k,
+    normalised over the batch, and no component is starved of real examples because C rarely
+    uses it.
+    """
+    if per_component:
+        return r / (tf.reduce_sum(r, axis=0, keepdims=True) + JOINT_FLOOR)
+    return r / tf.cast(tf.shape(r)[0], r.dtype)
+
+
+def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor, r: tf.Tensor,
+                       per_component: bool) -> tf.Tensor:
+    """-L^adversarial (eq. 6), which D minimises (it maximises L^adversarial).
+
+    Single logit, real_logits [M] (or [M, 1]):
+      -(1/M) sum_i sum_k r_ik [log D(x_i) + log(1 - D(x^_i^k))]  (K * eq. 6, since Adam is
+      invariant to the constant 1/K and sum_k r_ik = 1 keeps the real term's scale).
+    Per-component logits, real_logits [M, K] (head k on x_i), fake_logits [M, K] (head k on x^_i^k):
+      -(1/K) sum_k [sum_i a_ik log D_k(x_i) + (1/M) sum_i log(1 - D_k(x^_i^k))],
+      with a_ik = r_ik / sum_i' r_i'k; every component's fakes count equally.
+    The unweighted baselines (no PCM) pass uniform r_ik = 1/K.
+    """
+    if per_component:
+        a = adversarial_weights(r, per_component=True)
+        real_term = tf.reduce_sum(a * tf.math.log_sigmoid(real_logits), axis=0)
+        fake_term = tf.reduce_mean(tf.math.log_sigmoid(-fake_logits), axis=0)
+        return -tf.reduce_mean(real_term + fake_term)
+    real_logits = tf.reshape(real_logits, [-1, 1])
+    a = adversarial_weights(r, per_component=False)
+    return -tf.reduce_sum(a * (tf.math.log_sigmoid(real_logits)
+                               + tf.math.log_sigmoid(-fake_logits)))
+
+
+def generator_loss(fake_logits: tf.Tensor, r: tf.Tensor, per_component: bool,
+                   non_saturating: bool = True) -> tf.Tensor:
+    """The generator side of eq. 6, which G minimises.
+
+    minimax (literal): sum_k a_k(i) log(1 - D(x^_i^k)); non-saturating (default): the same with
+    -log D(x^_i^k), which has strong gradients while D wins. Single logit: weights r_ik / M as in
+    eq. 6; per-component logits: 1/(M K), every component's GAN counts equally.
+    """
+    term = (-tf.math.log_sigmoid(fake_logits) if non_saturating
+            else tf.math.log_sigmoid(-fake_logits))
+    if per_component:
+        return tf.reduce_mean(term)
+    return tf.reduce_sum(adversarial_weights(r, per_component=False) * term)

@@ -1,0 +1,122 @@
+"""The training loop: Keras `fit` with checkpoints, TensorBoard, evaluation and a NaN guard."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gmmgan_tf import data as data_lib
+from gmmgan_tf import evaluation, images, workdir as wd
+from gmmgan_tf.config import Config, check_workdir_writable
+from gmmgan_tf.errors import TrainingDiverged
+from gmmgan_tf.distribute import make_strategy
+from gmmgan_tf.gan import GMMGAN
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, before that epoch can be checkpointed."""
+
+    def __init__(self):
+        super().__init__()
+        self.failure: str | None = None
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if not math.isfinite(float(value)):
+                self.failure = f"{name} became {float(value)} in epoch {self.epoch + 1}, step {batch}"
+                self.model.stop_training = True
+                return
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Checkpoint, per-component sample grid and evaluation after every completed epoch."""
+
+    def __init__(self, config: Config, bundle, checkpointer: wd.Checkpointer,
+                 guard: NonFiniteGuard):
+        super().__init__()
+        self.config, self.bundle = config, bundle
+        self.checkpointer, self.guard = checkpointer, guard
+        self.writer = tf.summary.create_file_writer(wd.path(config.workdir, "tensorboard", "eval"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard.failure:
+            return
+        self.checkpointer.save(epoch + 1)
+        with self.writer.as_default(step=epoch + 1):
+            tf.summary.image("samples_per_component", sample_grid(self.model, self.config)[None])
+            every = self.config.eval_every
+            if every and (epoch + 1) % every == 0:
+                scores = evaluation.evaluate(self.model, self.bundle, self.config.eval_samples,
+                                             self.config.seed)
+                for name, value in scores.items():
+                    tf.summary.scalar(f"eval/{name}", value)
+                print(f"epoch {epoch + 1} eval: "
+                      + " ".join(f"{k}={v:.3f}" for k, v in scores.items()), flush=True)
+        self.writer.flush()
+
+
+def sample_grid(model, config: Config) -> np.ndarray:
+    """K rows (one per component) of `sample_rows` images with fixed noise, as uint8."""
+    samples, _ = model.sample(config.sample_rows, seed=config.seed)
+    return images.grid(samples, model.num_components, config.sample_rows)
+
+
+def build_model(config: Config, image_shape, strategy: tf.distribute.Strategy) -> GMMGAN:
+    with strategy.scope():
+        model = GMMGAN(config, image_shape)
+        model.compile(jit_compile=config.jit_compile)
+    return model
+
+
+def train_and_evaluate(config: Config) -> dict:
+    """Trains (resuming from the workdir's last checkpoint) and writes samples and metrics."""
+    check_workdir_writable(config.workdir)
+    wd.save_config(config)
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config)
+    bundle = data_lib.load(config)
+    model = build_model(config, bundle.image_shape, strategy)
+    checkpointer = wd.Checkpointer(model, config.workdir)
+    initial_epoch = checkpointer.restore_latest()
+    if initial_epoch:
+        print(f"Resuming {config.workdir} after epoch {initial_epoch}.", flush=True)
+
+    steps = config.steps_per_epoch or len(bundle.train_images) // config.batch_size
+    guard = NonFiniteGuard()
+    callbacks = [
+        guard,
+        EpochEnd(config, bundle, checkpointer, guard),
+        keras.callbacks.TensorBoard(wd.path(config.workdir, "tensorboard"), write_graph=False),
+    ]
+    start = time.time()
+    if initial_epoch < config.epochs:
+        model.fit(bundle.train_dataset(config.batch_size, config.seed), epochs=config.epochs,
+                  steps_per_epoch=steps, initial_epoch=initial_epoch, callbacks=callbacks,
+                  verbose=1 if sys.stdout.isatty() else 2)
+    if guard.failure:
+        raise TrainingDiverged(
+            f"training stopped: {guard.failure}; the last good checkpoint "
+            f"({checkpointer.manager.latest_checkpoint or 'none'}) is kept; lower the learning "
+            "rates or change the loss weights and run the same command to resume")
+    metrics = finalize(model, bundle, config)
+    metrics["train_seconds_this_session"] = round(time.time() - start, 1)
+    wd.write_json(wd.path(config.workdir, "metrics.json"), metrics)
+    return metrics
+
+
+def finalize(model, bundle, config: Config) -> dict:
+    """samples.png and the final quality numbers."""
+    images.save_png(wd.path(config.workdir, "samples.png"), sample_grid(model, config))
+    metrics = {"model": config.model, "dataset": config.dataset,
+               "epochs": config.epochs, "steps_per_epoch": config.steps_per_epoch
+               or len(bundle.train_images) // config.batch_size}
+    metrics.update(evaluation.evaluate(model, bundle, config.eval_samples, config.seed))
+    return metrics

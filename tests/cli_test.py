@@ -1,0 +1,105 @@
+"""The command line end to end: flag errors, a smoke run, resume after kill -9, NaN guard."""
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from gmmgan_tf import data as data_lib
+from gmmgan_tf import train
+from gmmgan_tf.errors import TrainingDiverged
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def main_py(*args, timeout=300):
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("flag, fragment", [
+    ("--dataset=nope", "--dataset: unknown dataset 'nope'"),
+    ("--num_components=0", "--num_components: must be >= 1"),
+    ("--batch_size=-4", "--batch_size: must be >= 1"),
+    ("--image_size=30", "--image_size: the networks cannot make 30-pixel images"),
+    ("--workdir=/proc/forbidden", "--workdir: cannot write to '/proc/forbidden'"),
+])
+def test_bad_flags_exit_fast_with_one_line(flag, fragment):
+    start = time.time()
+    result = main_py(flag, timeout=60)
+    assert result.returncode != 0
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.time() - start < 30  # seconds, not a training run
+
+
+def test_unknown_flag_is_refused():
+    result = main_py("--nonexistent_flag=1", timeout=60)
+    assert result.returncode != 0
+    assert "nonexistent_flag" in result.stderr
+
+
+def test_smoke_run_end_to_end_then_sample_and_interpolate(tmp_path):
+    workdir = str(tmp_path / "run")
+    result = main_py("--flagfile=flags/smoke.cfg", f"--workdir={workdir}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("samples.png", "metrics.json", "flags.cfg", "config.json"):
+        assert os.path.exists(os.path.join(workdir, name)), name
+    metrics = json.load(open(os.path.join(workdir, "metrics.json")))
+    assert 0.0 <= metrics["pcm_acc"] <= 1.0 and 0.0 <= metrics["agreement_identity"] <= 1.0
+    assert os.listdir(os.path.join(workdir, "tensorboard"))
+    # The saved flag set replays the run exactly (here: nothing left to train, same numbers).
+    replay = main_py(f"--flagfile={workdir}/flags.cfg")
+    assert replay.returncode == 0, replay.stderr[-2000:]
+    assert "Resuming" in replay.stdout
+    for mode in ("sample", "interpolate", "evaluate"):
+        result = main_py(f"--mode={mode}", f"--workdir={workdir}")
+        assert result.returncode == 0, (mode, result.stderr[-2000:])
+    assert os.path.exists(os.path.join(workdir, "samples", "interpolate_3way.png"))
+    assert os.path.exists(os.path.join(workdir, "eval", "metrics.json"))
+
+
+def test_a_workdir_refuses_a_different_run(tmp_path):
+    workdir = str(tmp_path / "run")
+    assert main_py("--flagfile=flags/smoke.cfg", f"--workdir={workdir}", "--epochs=1"
+                   ).returncode == 0
+    result = main_py("--flagfile=flags/smoke.cfg", f"--workdir={workdir}", "--latent_dim=9")
+    assert result.returncode != 0
+    assert "--latent_dim: 9 differs from the run already in" in result.stderr
+
+
+def test_kill_9_then_the_same_command_resumes_from_the_last_completed_epoch(tmp_path):
+    workdir = str(tmp_path / "run")
+    args = ["--flagfile=flags/smoke.cfg", f"--workdir={workdir}", "--epochs=4",
+            "--steps_per_epoch=20", "--eval_every=0"]
+    process = subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    index = os.path.join(workdir, "checkpoints", "checkpoint")
+    deadline = time.time() + 240
+    while time.time() < deadline and not os.path.exists(index) and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert os.path.exists(index), "no checkpoint was written before the kill"
+    result = main_py(*args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Resuming" in result.stdout
+    assert "ckpt-4" in open(index).read()
+
+
+def test_nan_losses_stop_training_and_keep_the_last_good_checkpoint(tmp_path, monkeypatch):
+    config = dataclasses.replace(tiny_config(), workdir=str(tmp_path), epochs=2,
+                                 steps_per_epoch=2, eval_every=0)
+    good = data_lib.load(config)
+    poisoned = dataclasses.replace(good, train_images=np.full_like(good.train_images, np.nan))
+    monkeypatch.setattr(data_lib, "load", lambda _: poisoned)
+    with pytest.raises(TrainingDiverged, match="became nan in epoch 1"):
+        train.train_and_evaluate(config)
+    assert not os.path.exists(tmp_path / "checkpoints" / "checkpoint")

@@ -1,0 +1,104 @@
+"""Algorithm 1: which variables each line moves, and that a few real steps learn."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_config
+from gmmgan_tf.gan import GMMGAN
+from gmmgan_tf.networks import build_networks
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+def easy_batch(n=6, seed=0):
+    """Bright squares on dark background at three positions: easy for D and C."""
+    rng = np.random.default_rng(seed)
+    images = -np.ones((n, 28, 28, 1), np.float32)
+    for i in range(n):
+        y, x = [(2, 2), (14, 14), (2, 16)][i % 3]
+        images[i, y:y + 10, x:x + 10] = 1.0 - 0.1 * rng.random()
+    return images
+
+
+def make_model(**overrides):
+    model = GMMGAN(tiny_config(**overrides), IMAGE_SHAPE)
+    model.compile()
+    return model
+
+
+def changed_groups(model, batch):
+    before = {g: [v.numpy().copy() for v in vs] for g, vs in model.variable_groups().items()}
+    model.train_step(tf.constant(batch))
+    return {g for g, vs in model.variable_groups().items()
+            if any(not np.array_equal(b, v.numpy()) for b, v in zip(before[g], vs))}
+
+
+@pytest.mark.parametrize("weights, flags, expected", [
+    # Line 11 and 12-13: L^adversarial moves D and G only (C gets it only literally, below).
+    ((1, 0, 0), {}, {"d", "g"}),
+    ((1, 0, 0), {"pcm_adversarial_update": True, "discriminator_heads": "single"},
+     {"d", "g", "c"}),
+    # Line 14: L^{x^,x} moves the PCM only.
+    ((0, 0, 1), {}, {"c"}),
+    # Line 15: L^{x^,z} moves the PCM and the prior (and G only with --generator_consistency).
+    ((0, 1, 0), {}, {"c", "prior"}),
+    ((0, 1, 0), {"generator_consistency": True}, {"c", "prior", "g"}),
+])
+def test_each_line_moves_exactly_its_variable_groups(weights, flags, expected):
+    adv, xz, xx = weights
+    model = make_model(adversarial_weight=adv, latent_consistency_weight=xz,
+                       real_fake_consistency_weight=xx, **flags)
+    assert changed_groups(model, easy_batch()) == expected
+
+
+@pytest.mark.parametrize("model_name, expected", [("gmm", {"d", "g", "prior"}),
+                                                  ("gaussian", {"d", "g"})])
+def test_baselines_train_d_and_g_and_learn_a_mixture_prior_adversarially(model_name, expected):
+    model = make_model(model=model_name)
+    assert model.pcm is None
+    assert changed_groups(model, easy_batch()) == expected
+
+
+def test_shared_encoder_is_one_set_of_weights():
+    model = make_model(shared_encoder=True)
+    assert model.pcm.encoder is model.discriminator.encoder
+    separate = make_model()
+    assert model.count_params() < separate.count_params()
+
+
+def test_replica_noise_and_every_component_get_fakes():
+    model = make_model()
+    images, components = model.sample(4, seed=1)
+    assert images.shape == (12, 28, 28, 1)
+    assert np.all(np.abs(images) <= 1.0)
+    np.testing.assert_array_equal(np.bincount(components), [4, 4, 4])
+
+
+def test_a_few_dozen_steps_lower_d_and_c_losses():
+    model = make_model(num_components=3, latent_dim=4, learning_rate_c=3e-3)
+    history = {"d_loss": [], "latent_consistency_loss": []}
+    for step in range(40):
+        logs = model.train_step(tf.constant(easy_batch(seed=step)))
+        for name in model.trackers.values():
+            name.reset_state()
+        for key in history:
+            history[key].append(float(logs[key]))
+    for key, values in history.items():
+        assert np.mean(values[-5:]) < np.mean(values[:5]), (key, values[:5], values[-5:])
+
+
+def test_responsibilities_are_distributions():
+    model = make_model()
+    probs = model.responsibilities(easy_batch())
+    assert probs.shape == (6, 3)
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("size, channels", [(28, 1), (32, 3), (64, 3)])
+def test_networks_make_the_image_size_they_are_asked_for(size, channels):
+    g, d, c = build_networks((size, size, channels), latent_dim=4, num_components=3,
+                             discriminator_units=3, with_pcm=True, shared_encoder=False,
+                             width_multiplier=0.125, bn_momentum=0.9)
+    assert g(tf.zeros((2, 4))).shape == (2, size, size, channels)
+    assert d(tf.zeros((2, size, size, channels))).shape == (2, 3)
+    assert c(tf.zeros((2, size, size, channels))).shape == (2, 3)

@@ -1,0 +1,136 @@
+"""Each loss against a NumPy reference on small inputs."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gmmgan_tf import losses
+
+
+def np_mutual_information(p, q):
+    joint = p.T @ q / len(p)
+    joint = (joint + joint.T) / 2
+    joint = np.maximum(joint, losses.JOINT_FLOOR)
+    joint /= joint.sum()
+    row, col = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
+    return float(np.sum(joint * np.log(joint / (row * col))))
+
+
+def np_log_sigmoid(x):
+    return -np.logaddexp(0, -x)
+
+
+def softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_mutual_information_of_independent_pairs_is_zero():
+    p = np.full((8, 4), 0.25, np.float32)
+    assert float(losses.mutual_information(p, p)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_mutual_information_of_identical_balanced_one_hots_is_log_k():
+    k = 5
+    p = np.eye(k, dtype=np.float32)[np.arange(20) % k]
+    assert float(losses.mutual_information(p, p)) == pytest.approx(np.log(k), rel=1e-4)
+
+
+def test_mutual_information_matches_numpy_on_random_probabilities():
+    rng = np.random.default_rng(0)
+    p = softmax(rng.normal(size=(16, 4))).astype(np.float32)
+    q = softmax(rng.normal(size=(16, 4))).astype(np.float32)
+    assert float(losses.mutual_information(p, q)) == pytest.approx(np_mutual_information(p, q),
+                                                                  rel=1e-4)
+
+
+def test_soft_cross_entropy_matches_numpy():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(6, 3)).astype(np.float32)
+    target = softmax(rng.normal(size=(6, 3))).astype(np.float32)
+    expected = np.mean(-(target * np.log(softmax(logits))).sum(1))
+    assert float(losses.soft_cross_entropy(target, logits)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_latent_consistency_modes_combine():
+    rng = np.random.default_rng(2)
+    w = softmax(rng.normal(size=(12, 3))).astype(np.float32)
+    logits = rng.normal(size=(12, 3)).astype(np.float32)
+    mi = float(losses.latent_consistency_loss(w, logits, "mi"))
+    xent = float(losses.latent_consistency_loss(w, logits, "xent"))
+    both = float(losses.latent_consistency_loss(w, logits, "mi+xent"))
+    assert mi == pytest.approx(-np_mutual_information(w, softmax(logits)), rel=1e-4)
+    assert both == pytest.approx(mi + xent, rel=1e-5)
+
+
+def test_paired_mi_pairs_each_real_with_its_argmax_components_fake():
+    rng = np.random.default_rng(3)
+    real = softmax(rng.normal(size=(5, 3))).astype(np.float32)
+    fake = softmax(rng.normal(size=(5, 3, 3))).astype(np.float32)
+    paired = fake[np.arange(5), real.argmax(1)]
+    got = float(losses.real_fake_consistency_loss(real, fake, "paired_mi"))
+    assert got == pytest.approx(-np_mutual_information(real, paired), rel=1e-4)
+
+
+def test_marginal_kl_is_zero_for_equal_marginals_and_positive_otherwise():
+    real = np.array([[0.5, 0.5], [0.5, 0.5]], np.float32)
+    same = np.full((2, 2, 2), 0.5, np.float32)
+    assert float(losses.real_fake_consistency_loss(real, same, "marginal_kl")) == pytest.approx(0)
+    skewed = np.tile(np.array([0.9, 0.1], np.float32), (2, 2, 1))
+    p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    expected = float(np.sum(p * np.log(p / q)))
+    assert float(losses.real_fake_consistency_loss(real, skewed, "marginal_kl")) == pytest.approx(
+        expected, rel=1e-5)
+
+
+def test_single_head_adversarial_loss_is_eq6_weighted_by_r():
+    rng = np.random.default_rng(4)
+    m, k = 4, 3
+    real_logits = rng.normal(size=(m, 1)).astype(np.float32)
+    fake_logits = rng.normal(size=(m, k)).astype(np.float32)
+    r = softmax(rng.normal(size=(m, k))).astype(np.float32)
+    # eq. 6 times K: mean_i sum_k r_ik [log D(x_i) + log(1 - D(x^_ik))]; D minimises its negative
+    eq6 = np.mean(np.sum(r * (np_log_sigmoid(real_logits) + np_log_sigmoid(-fake_logits)), 1))
+    got = float(losses.discriminator_loss(real_logits, fake_logits, r, per_component=False))
+    assert got == pytest.approx(-eq6, rel=1e-5)
+    ns = np.mean(np.sum(r * -np_log_sigmoid(fake_logits), 1))
+    assert float(losses.generator_loss(fake_logits, r, False)) == pytest.approx(ns, rel=1e-5)
+    mm = np.mean(np.sum(r * np_log_sigmoid(-fake_logits), 1))
+    assert float(losses.generator_loss(fake_logits, r, False, non_saturating=False)
+                 ) == pytest.approx(mm, rel=1e-5)
+
+
+def test_per_component_heads_weight_reals_by_normalised_responsibility():
+    rng = np.random.default_rng(5)
+    m, k = 6, 3
+    real_logits = rng.normal(size=(m, k)).astype(np.float32)
+    fake_logits = rng.normal(size=(m, k)).astype(np.float32)
+    r = softmax(rng.normal(size=(m, k))).astype(np.float32)
+    a = r / r.sum(0, keepdims=True)
+    expected = -np.mean(np.sum(a * np_log_sigmoid(real_logits), 0)
+                        + np.mean(np_log_sigmoid(-fake_logits), 0))
+    got = float(losses.discriminator_loss(real_logits, fake_logits, r, per_component=True))
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_discriminator_loss_falls_when_d_separates_real_from_fake():
+    r = np.full((4, 2), 0.5, np.float32)
+    confused = float(losses.discriminator_loss(np.zeros((4, 1), np.float32),
+                                               np.zeros((4, 2), np.float32), r, False))
+    right = float(losses.discriminator_loss(np.full((4, 1), 5, np.float32),
+                                            np.full((4, 2), -5, np.float32), r, False))
+    assert right < confused
+    assert confused == pytest.approx(2 * np.log(2), rel=1e-5)
+
+
+def test_log_d_uses_logits_so_extreme_logits_stay_finite():
+    r = np.full((2, 2), 0.5, np.float32)
+    big = np.full((2, 2), 200.0, np.float32)
+    assert np.isfinite(float(losses.discriminator_loss(-big[:, :1], big, r, False)))
+    assert np.isfinite(float(losses.generator_loss(-big, r, False)))
+
+
+def test_zero_weight_component_receives_no_real_weight():
+    r = tf.constant([[1.0, 0.0], [1.0, 0.0]])
+    a = losses.adversarial_weights(r, per_component=True).numpy()
+    np.testing.assert_allclose(a[:, 0], [0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(a[:, 1], [0.0, 0.0], atol=1e-6)
