@@ -50,7 +50,7 @@ def missing_data_message(name: str, data_dir: str) -> str:
         how = (f"run `make data` (apt-get install dataset-fashion-mnist, then `python -m "
                f"gmmgan_tf.prepare_data fashion_mnist --data_dir={data_dir}`), or {how}")
     elif name == "mnist":
-        how += "; offline, use --dataset=mnist_5k"
+        how += "; offline, use --dataset=mnist_5k (or imbalanced_mnist_5k)"
     return f"{name}: no prepared TFDS data set in {data_dir}; {how}"
 
 
