@@ -102,6 +102,23 @@ class Config:
     eval_samples: int = _field(1000, "Generated images per evaluation.")
     sample_rows: int = _field(10, "Images per component row in samples.png.")
 
+    # --- evaluation metrics (gmmgan_tf/metrics/) ---------------------------------------------
+    ndb_bins: int = _field(100, "NDB bins K (K-means on the training images; paper: 100/200/300).")
+    ndb_samples: int = _field(
+        20000, "Generated images for NDB/K and IS/FID in --mode=evaluate (paper: 20,000).")
+    ndb_whitening: str = _field(
+        "auto", "Per-dimension whitening before NDB's K-means: auto = on for RGB, off for grey "
+        "(as the authors did).", ("auto", "on", "off"))
+    ndb_significance: float = _field(0.05, "NDB two-tailed two-proportion z-test level alpha.")
+    ndb_z_threshold: float = _field(
+        0.0, "NDB: a bin differs when |z| > this instead of the alpha test (0 = use alpha).")
+    inception_weights: str = _field(
+        "", "Keras InceptionV3 weights file (.h5) for the standard IS/FID; empty = only the "
+        "domain IS/FID from the project's own classifier.")
+    metrics_cache_dir: str = _field(
+        "", "Where NDB bins and domain classifiers are cached per data set "
+        "(default ~/.cache/gmmgan_tf).")
+
     def validate(self) -> "Config":
         """Returns self, or raises ConfigError naming the first bad flag and its fix."""
         _check(self.mode in MODES, "mode", f"unknown mode {self.mode!r}; use one of {MODES}")
@@ -121,6 +138,15 @@ class Config:
         _check(self.eval_every >= 0, "eval_every", f"must be >= 0 (got {self.eval_every})")
         _check(self.eval_samples >= 1, "eval_samples", f"must be >= 1 (got {self.eval_samples})")
         _check(self.sample_rows >= 1, "sample_rows", f"must be >= 1 (got {self.sample_rows})")
+        _check(self.ndb_bins >= 2, "ndb_bins", f"must be >= 2 (got {self.ndb_bins})")
+        _check(self.ndb_samples >= self.ndb_bins, "ndb_samples",
+               f"{self.ndb_samples} samples cannot fill {self.ndb_bins} NDB bins; use "
+               "--ndb_samples >= --ndb_bins")
+        _check(0 < self.ndb_significance < 1, "ndb_significance", "must be in (0, 1)")
+        _check(self.ndb_z_threshold >= 0, "ndb_z_threshold", "must be >= 0 (0 = use alpha)")
+        _check(not self.inception_weights or os.path.isfile(self.inception_weights),
+               "inception_weights", f"no file at {self.inception_weights!r}; pass the Keras "
+               "InceptionV3 .h5 weights or leave it empty for the domain IS/FID only")
         _check(self.width_multiplier > 0, "width_multiplier",
                f"must be > 0 (got {self.width_multiplier})")
         _check(self.prior_sigma_init > self.prior_sigma_floor > 0, "prior_sigma_init",

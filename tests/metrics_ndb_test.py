@@ -144,3 +144,10 @@ def test_mnist_held_out_is_low_and_missing_classes_high():
     assert held_out["ndb_over_k"] <= 0.1, held_out["ndb_over_k"]
     assert missing["ndb_over_k"] >= 0.5, missing["ndb_over_k"]
     assert missing["js"] > 5 * held_out["js"]
+
+
+def test_resolve_whitening():
+    assert [ndb_lib.resolve_whitening(o, c) for o, c in
+            (("auto", 1), ("auto", 3), ("on", 1), ("off", 3))] == [False, True, True, False]
+    with pytest.raises(ValueError, match="--ndb_whitening"):
+        ndb_lib.resolve_whitening("yes", 1)

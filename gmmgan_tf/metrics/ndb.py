@@ -32,6 +32,14 @@ SUBSET_ABOVE_DIMS = 1000
 SUBSET_DIVISOR = 6
 
 
+def resolve_whitening(option: str, channels: int) -> bool:
+    """--ndb_whitening: 'on' / 'off', or 'auto' = on for RGB images, off for grey (the
+    authors' choice for CelebA versus MNIST)."""
+    if option not in ("auto", "on", "off"):
+        raise ValueError(f"--ndb_whitening: {option!r} is not one of auto, on, off")
+    return option == "on" or (option == "auto" and channels > 1)
+
+
 def flatten_samples(samples: np.ndarray, name: str = "samples") -> np.ndarray:
     """[N, ...] array -> float64 [N, d], refusing empty, non-finite or one-dimensional input."""
     samples = np.asarray(samples)

@@ -1,0 +1,82 @@
+"""evaluate_samples: every entry equals the metric module's own function on the same arrays."""
+import json
+
+import numpy as np
+import pytest
+
+from gmmgan_tf.metrics import coverage, fid, sharpness
+from gmmgan_tf.metrics.domain_classifier import DomainClassifier, build_classifier
+from gmmgan_tf.metrics.ndb import NDB
+from gmmgan_tf.metrics.report import evaluate_samples, scalars
+
+
+class FakeInception:
+    """Stands in for InceptionExtractor: fixed random projection features, softmax 'classes'."""
+
+    def __init__(self, dim):
+        self.w = np.random.default_rng(9).normal(size=(dim, 6))
+
+    def __call__(self, images):
+        f = images.reshape(len(images), -1) @ self.w
+        e = np.exp(f - f.max(axis=1, keepdims=True))
+        return f, e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    rng = np.random.default_rng(0)
+    train = np.tanh(rng.normal(size=(300, 8, 8, 1))).astype(np.float32)
+    test = np.tanh(rng.normal(size=(120, 8, 8, 1))).astype(np.float32)
+    fakes = np.tanh(rng.normal(size=(150, 8, 8, 1)) * 0.5 + 0.3).astype(np.float32)
+    labels = rng.integers(0, 3, size=300)
+    classifier = DomainClassifier(build_classifier((8, 8, 1), 3, seed=0), test_accuracy=0.5)
+    ndb = NDB.fit(train, num_bins=5)
+    return train, test, fakes, labels, classifier, ndb
+
+
+def test_entries_match_the_metric_functions(setup):
+    train, test, fakes, labels, classifier, ndb = setup
+    out = evaluate_samples(train, test, fakes, ndb=ndb, classifier=classifier,
+                           train_labels=labels, inception=FakeInception(64))
+    direct = ndb.evaluate(fakes)
+    assert out["ndb_over_k"] == direct["ndb_over_k"] and out["ndb_js"] == direct["js"]
+    assert out["ref_ndb_over_k"] == ndb.evaluate(test)["ndb_over_k"]
+    tf_, tp = classifier.features_and_probabilities(train)[0], classifier.probabilities(fakes)
+    ff = classifier.features(fakes)
+    assert out["domain_fid"] == pytest.approx(fid.fid(tf_, ff), rel=1e-6)
+    assert out["domain_is"] == pytest.approx(fid.inception_score(tp)[0], rel=1e-6)
+    cov = coverage.mode_coverage(tp.argmax(1), 3, np.bincount(labels, minlength=3) / 300)
+    assert out["coverage_classes"] == cov["covered"]
+    assert out["coverage_kl"] == pytest.approx(cov["kl"], rel=1e-6)
+    assert out["sharpness"] == sharpness.sharpness(fakes)
+    assert out["ref_sharpness"] == sharpness.sharpness(test)
+    inc = FakeInception(64)
+    assert out["inception_fid"] == pytest.approx(fid.fid(inc(train)[0], inc(fakes)[0]))
+    assert out["inception_is"] == pytest.approx(fid.inception_score(inc(fakes)[1], 10)[0])
+    assert out["domain_classifier_accuracy"] == 0.5
+    json.dumps(out)  # metrics.json-ready
+    assert set(scalars(out)) == {k for k in out if not isinstance(out[k], list)}
+
+
+def test_optional_parts_are_left_out(setup):
+    train, test, fakes, *_ = setup
+    out = evaluate_samples(train, test, fakes, reference=False)
+    assert set(out) == {"sharpness"}
+
+
+def test_real_held_out_images_score_better_than_shifted_fakes(setup):
+    train, test, fakes, labels, classifier, ndb = setup
+    out = evaluate_samples(train, test, fakes, ndb=ndb, classifier=classifier)
+    assert out["ref_ndb_js"] < out["ndb_js"]
+    assert out["ref_domain_fid"] < out["domain_fid"]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t, s, f: (t, s, f[:, :4]), "fakes: images of shape"),
+    (lambda t, s, f: (t, s, np.full_like(f, np.nan)), "NaN"),
+    (lambda t, s, f: (t, s, f[0]), "NHWC"),
+])
+def test_bad_input(setup, change, message):
+    train, test, fakes, *_ = setup
+    with pytest.raises(ValueError, match=message):
+        evaluate_samples(*change(train, test, fakes))
