@@ -59,13 +59,26 @@ def _tfds_dataset(name: str, data_dir: str, split: str) -> tf.data.Dataset:
                         "prepare it again") from None
 
 
-def _read_split(name: str, data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """All (uint8 image, int64 label) pairs of a fixed-shape split as two arrays."""
+def _collect(ds: tf.data.Dataset, name: str, data_dir: str, batch: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """All (image, label) pairs of `ds` as two arrays; a DataError when there are none."""
     images, labels = [], []
-    for x, y in _tfds_dataset(name, data_dir, split).batch(4096).as_numpy_iterator():
-        images.append(x)
-        labels.append(y)
+    try:
+        for x, y in ds.batch(batch).as_numpy_iterator():
+            images.append(x)
+            labels.append(y)
+    except tf.errors.OpError as e:  # a damaged record shows up only when read
+        raise DataError(f"{name}: cannot read the TFDS data in {data_dir} "
+                        f"({e.message.splitlines()[0]}); prepare it again") from None
+    if not images:
+        raise DataError(f"{name}: no images read from the TFDS data in {data_dir}; prepare it "
+                        "again")
     return np.concatenate(images), np.concatenate(labels).astype(np.int64)
+
+
+def _read_split(name: str, data_dir: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images and int64 labels of one split of a fixed-shape data set."""
+    return _collect(_tfds_dataset(name, data_dir, split), name, data_dir, batch=4096)
 
 
 def _load_flowers(name: str, data_dir: str, size: int, seed: int) -> DataBundle:
@@ -74,14 +87,7 @@ def _load_flowers(name: str, data_dir: str, size: int, seed: int) -> DataBundle:
           .filter(lambda x, y: y < FLOWERS_CLASSES)
           .map(lambda x, y: (center_crop_resize(x, size), y),
                num_parallel_calls=tf.data.AUTOTUNE))
-    images, labels = [], []
-    for x, y in ds.batch(256).as_numpy_iterator():
-        images.append(x)
-        labels.append(y)
-    if not images:
-        raise DataError(f"{name}: the TFDS data in {data_dir} has no image of labels 0-9; "
-                        "prepare it again")
-    images, labels = np.concatenate(images), np.concatenate(labels).astype(np.int64)
+    images, labels = _collect(ds, name, data_dir, batch=256)
     counts = np.bincount(labels, minlength=FLOWERS_CLASSES)
     if counts.min() <= FLOWERS_TEST_PER_CLASS:
         raise DataError(f"{name}: class {counts.argmin()} has {counts.min()} images, too few to "

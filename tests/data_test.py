@@ -104,25 +104,30 @@ def test_tfds_sets_resize_to_image_size_with_random_mock(tmp_path, name, channel
     assert -1.0 <= bundle.train_images.min() and bundle.train_images.max() <= 1.0
 
 
-def test_flowers_keeps_labels_0_to_9_of_all_splits_center_cropped(tmp_path):
-    data_dir = _mark_prepared(tmp_path, "oxford_flowers102")
-    split_value = {"train": 255, "validation": 128, "test": 0}
-
+def _fake_flowers(per_split: int):
+    """`_as_dataset` for oxford_flowers102: per_split landscape 30x60 images a split, labels 0-11
+    in turn; the central square holds the split's value, the sides 60, so a correct crop leaves
+    one value an image."""
     def as_dataset(self, split, **kwargs):
-        # 120 landscape 30x60 images a split, labels 0-11 (10 each): the central square holds the
-        # split's value, the sides 60, so a correct crop leaves one value an image.
         def gen():
             for part in str(split).split("+"):
-                for i in range(120):
+                for i in range(per_split):
                     image = np.full((30, 60, 3), 60, np.uint8)
-                    image[:, 15:45] = split_value[part]
+                    image[:, 15:45] = FLOWER_SPLIT_VALUES[part]
                     yield {"image": image, "label": np.int64(i % 12)}
         return tf.data.Dataset.from_generator(gen, output_signature={
             "image": tf.TensorSpec((None, None, 3), tf.uint8),
             "label": tf.TensorSpec((), tf.int64)})
+    return as_dataset
 
+
+FLOWER_SPLIT_VALUES = {"train": 255, "validation": 128, "test": 0}
+
+
+def test_flowers_keeps_labels_0_to_9_of_all_splits_center_cropped(tmp_path):
+    data_dir = _mark_prepared(tmp_path, "oxford_flowers102")
     with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
-                                as_dataset_fn=as_dataset):
+                                as_dataset_fn=_fake_flowers(per_split=120)):
         bundle = data.load(_config(dataset="oxford_flowers102", data_dir=data_dir,
                                    image_size=64))
     assert bundle.num_classes == 10 and bundle.image_shape == (64, 64, 3)
@@ -131,8 +136,16 @@ def test_flowers_keeps_labels_0_to_9_of_all_splits_center_cropped(tmp_path):
     np.testing.assert_array_equal(np.bincount(bundle.train_labels), [20] * 10)
     images = np.concatenate([bundle.train_images, bundle.test_images])
     np.testing.assert_allclose(images.min(axis=(1, 2, 3)), images.max(axis=(1, 2, 3)), atol=1e-5)
-    expected = {round(v / 127.5 - 1, 4) for v in split_value.values()}
+    expected = {round(v / 127.5 - 1, 4) for v in FLOWER_SPLIT_VALUES.values()}
     assert {round(float(v), 4) for v in images[:, 0, 0, 0]} == expected
+
+
+def test_flowers_with_too_few_images_a_class_is_a_data_error(tmp_path):
+    data_dir = _mark_prepared(tmp_path, "oxford_flowers102")
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
+                                as_dataset_fn=_fake_flowers(per_split=36)):
+        with pytest.raises(data.DataError, match="class 0 has 9 images, too few"):
+            data.load(_config(dataset="oxford_flowers102", data_dir=data_dir, image_size=32))
 
 
 # --- missing data -----------------------------------------------------------------------------
