@@ -35,10 +35,14 @@ def define_flags() -> None:
 
 
 def config_from_flags() -> Config:
-    return Config(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(Config)}).validate()
+    config = Config(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(Config)})
+    return config.resolved().validate()
 
 
 def dispatch(config: Config) -> None:
+    from gmmgan_tf.data_check import check_available
+
+    check_available(config)  # seconds, not TFDS's minutes of retries, when data is missing
     if config.mode == "train":
         from gmmgan_tf.train import train_and_evaluate
 

@@ -19,6 +19,9 @@ TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "oxford_flowers102")
 BUILTIN_DATASETS = ("mnist_5k",) + TFDS_DATASETS
 # Sizes the DCGAN networks can make: a 4x4 (or 7x7) seed doubled by stride-2 layers.
 SUPPORTED_IMAGE_SIZES = (28, 32, 64, 128)
+NATIVE_IMAGE_SIZES = {"mnist_5k": 28, "mnist": 28, "fashion_mnist": 28, "cifar10": 32,
+                      "oxford_flowers102": 64}
+FOLDER_IMAGE_SIZE = 64
 
 
 def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -38,7 +41,9 @@ class Config:
         "mnist_5k (embedded, offline) | mnist | fashion_mnist | cifar10 | oxford_flowers102 | "
         "imbalanced_<name> | folder:<path>.")
     data_dir: str = _field("", "TFDS data directory (default: ~/tensorflow_datasets).")
-    image_size: int = _field(28, f"Image side in pixels; one of {SUPPORTED_IMAGE_SIZES}.")
+    image_size: int = _field(
+        0, f"Image side in pixels, one of {SUPPORTED_IMAGE_SIZES}; 0 = the data set's own size "
+        "(28 for the MNIST family, 32 for cifar10, 64 for oxford_flowers102 and folders).")
     dominant_class: int = _field(0, "imbalanced_*: the class kept whole.")
     minor_count: int = _field(1000, "imbalanced_*: images kept from the other classes.")
     minor_count_mode: str = _field(
@@ -78,6 +83,11 @@ class Config:
         False, "Algorithm 1 lines 12-13 literally: the PCM also takes the adversarial gradient.")
     generator_consistency: bool = _field(
         False, "The generator also takes the L^{x^,z} gradient (as InfoGAN's G does).")
+    real_augment_consistency_weight: float = _field(
+        0.0, "Weight of L^{x,x'}: mutual information between the PCM's outputs on a real image "
+        "and on a random augmentation of it (IIC on real data; not in the slides).")
+    diversity_weight: float = _field(
+        0.0, "Weight of the generator's mode-seeking term against collapse inside a component.")
     adversarial_weight: float = _field(1.0, "Weight of L^adversarial.")
     latent_consistency_weight: float = _field(1.0, "Weight of L^{x^,z} (eq. 4).")
     real_fake_consistency_weight: float = _field(1.0, "Weight of L^{x^,x} (eq. 5).")
@@ -119,13 +129,25 @@ class Config:
         "", "Where NDB bins and domain classifiers are cached per data set "
         "(default ~/.cache/gmmgan_tf).")
 
+    # --- export and serving (gmmgan_tf/export.py) --------------------------------------------
+    export_dir: str = _field(
+        "saved_models", "--mode=export: writes <dir>/gmmgan_generator/<v>/, "
+        "<dir>/gmmgan_pcm/<v>/ and <dir>/models.config (TF Serving layout).")
+
+    def resolved(self) -> "Config":
+        """Fills in what defaults to the data set (--image_size=0)."""
+        if self.image_size:
+            return self
+        name = self.dataset.removeprefix("imbalanced_")
+        return dataclasses.replace(self, image_size=NATIVE_IMAGE_SIZES.get(name, FOLDER_IMAGE_SIZE))
+
     def validate(self) -> "Config":
         """Returns self, or raises ConfigError naming the first bad flag and its fix."""
         _check(self.mode in MODES, "mode", f"unknown mode {self.mode!r}; use one of {MODES}")
         _check(_known_dataset(self.dataset), "dataset",
                f"unknown dataset {self.dataset!r}; use one of {BUILTIN_DATASETS}, "
                "imbalanced_<name> or folder:<path>")
-        _check(self.image_size in SUPPORTED_IMAGE_SIZES, "image_size",
+        _check(self.image_size in (0,) + SUPPORTED_IMAGE_SIZES, "image_size",
                f"the networks cannot make {self.image_size}-pixel images; use one of "
                f"{SUPPORTED_IMAGE_SIZES}")
         _check(self.num_components >= 1, "num_components",
@@ -159,7 +181,8 @@ class Config:
                      "learning_rate_prior"):
             _check(getattr(self, name) > 0, name, f"must be > 0 (got {getattr(self, name)})")
         for name in ("adversarial_weight", "latent_consistency_weight",
-                     "real_fake_consistency_weight"):
+                     "real_fake_consistency_weight", "real_augment_consistency_weight",
+                     "diversity_weight"):
             _check(getattr(self, name) >= 0, name, f"must be >= 0 (got {getattr(self, name)})")
         _check(self.minor_count >= 1, "minor_count", f"must be >= 1 (got {self.minor_count})")
         _check(self.num_virtual_devices >= 0, "num_virtual_devices", "must be >= 0")

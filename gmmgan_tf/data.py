@@ -196,6 +196,7 @@ def _image_files(folder: pathlib.Path) -> list[pathlib.Path]:
 
 def load(config: Config) -> DataBundle:
     """The DataBundle of --dataset (see the module docstring for the names)."""
+    config = config.resolved()
     name = config.dataset
     if name.startswith("folder:"):
         return load_folder(name[len("folder:"):], config.image_size, config.seed)

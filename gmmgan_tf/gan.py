@@ -17,10 +17,11 @@ import tensorflow as tf
 
 from gmmgan_tf import losses
 from gmmgan_tf.config import Config
-from gmmgan_tf.networks import build_networks
+from gmmgan_tf.networks import augmenter, build_networks
 from gmmgan_tf.prior import MixturePrior
 
-LOSS_NAMES = ("d_loss", "g_loss", "latent_consistency_loss", "real_fake_consistency_loss")
+LOSS_NAMES = ("d_loss", "g_loss", "latent_consistency_loss", "real_fake_consistency_loss",
+              "augment_consistency_loss", "diversity_loss")
 
 
 class GMMGAN(keras.Model):
@@ -48,6 +49,7 @@ class GMMGAN(keras.Model):
             with_pcm=config.uses_pcm, shared_encoder=config.shared_encoder,
             width_multiplier=config.width_multiplier, bn_momentum=config.bn_momentum)
         self.noise_seed = keras.random.SeedGenerator(config.seed)
+        self.augmenter = augmenter(config.seed) if config.real_augment_consistency_weight else None
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.built = True
 
@@ -113,14 +115,27 @@ class GMMGAN(keras.Model):
                 xx_loss = losses.real_fake_consistency_loss(
                     r, tf.reshape(tf.nn.softmax(fake_c), (batch, k, k)),
                     c.real_fake_consistency)
+                # Not in the slides: IIC between C(x) and C(augmented x) on real images.
+                if self.augmenter is not None:
+                    augmented = self.augmenter(real_images, training=True)
+                    aug_loss = losses.augmentation_consistency_loss(
+                        r, tf.nn.softmax(self.pcm(augmented, training=True)))
+                else:
+                    aug_loss = tf.constant(0.0)
             else:
-                xz_loss = xx_loss = tf.constant(0.0)
+                xz_loss = xx_loss = aug_loss = tf.constant(0.0)
+            div_loss = (losses.mode_seeking_loss(tf.reshape(fakes, (batch, k, -1)), z)
+                        if c.diversity_weight else tf.constant(0.0))
             adv_d = self._scale(c.adversarial_weight * d_loss)
             adv_g = self._scale(c.adversarial_weight * g_loss)
             xz = self._scale(c.latent_consistency_weight * xz_loss)
-            xx = self._scale(c.real_fake_consistency_weight * xx_loss)
-            # G optionally also takes L^{x^,z}, as InfoGAN's generator takes its code term.
-            g_objective = adv_g + xz if c.generator_consistency else adv_g
+            xx = self._scale(c.real_fake_consistency_weight * xx_loss
+                             + c.real_augment_consistency_weight * aug_loss)
+            # G optionally also takes L^{x^,z}, as InfoGAN's generator takes its code term,
+            # and the mode-seeking diversity term.
+            g_objective = adv_g + self._scale(c.diversity_weight * div_loss)
+            if c.generator_consistency:
+                g_objective += xz
 
         # Line 11: update D with L^adversarial.
         self._apply("d", tape.gradient(adv_d, groups["d"]))
@@ -134,7 +149,7 @@ class GMMGAN(keras.Model):
             self._apply("prior", g_grads[len(groups["g"]):])
         if self.pcm is not None:
             c_grads = _sum_grads(
-                tape.gradient(xx, groups["c"]),  # line 14: C with L^{x^,x}
+                tape.gradient(xx, groups["c"]),  # line 14: C with L^{x^,x} (and L^{x,x'})
                 tape.gradient(adv_g, groups["c"]) if c.pcm_adversarial_update else None)
             # Line 15: C and the prior (mu, sigma) with L^{x^,z}, through w(z) and z -> G -> C.
             xz_grads = tape.gradient(xz, groups["c"] + groups["prior"])
@@ -143,7 +158,8 @@ class GMMGAN(keras.Model):
             self._apply("prior", xz_grads[n_c:])
         del tape
 
-        for name, value in zip(LOSS_NAMES, (d_loss, g_loss, xz_loss, xx_loss)):
+        for name, value in zip(LOSS_NAMES,
+                               (d_loss, g_loss, xz_loss, xx_loss, aug_loss, div_loss)):
             self.trackers[name].update_state(value)
         return {name: t.result() for name, t in self.trackers.items()}
 

@@ -122,3 +122,21 @@ def generator_loss(fake_logits: tf.Tensor, r: tf.Tensor, per_component: bool,
     if per_component:
         return tf.reduce_mean(term)
     return tf.reduce_sum(adversarial_weights(r, per_component=False) * term)
+
+
+def augmentation_consistency_loss(real_probs: tf.Tensor, augmented_probs: tf.Tensor) -> tf.Tensor:
+    """L^{x,x'} = -I(C(x); C(x')) over a batch of real images x and random augmentations x'
+    (invariant information clustering on real data). Not in the slides: it gives the PCM a
+    training signal from the real images themselves, whose variety the generator's fakes lack."""
+    return -mutual_information(real_probs, augmented_probs)
+
+
+def mode_seeking_loss(fakes: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
+    """Within-component diversity (mode seeking, Mao et al. 2019), which G minimises:
+    mean_k 1 / (mean|x^_ik - x^_jk| / mean|z_ik - z_jk| + 1e-5) for pairs j = i + 1 of the same
+    component k. fakes [M, K, ...], z [M, K, d]. Collapsed components (equal images for
+    different noise) make it large."""
+    image_gap = tf.reduce_mean(tf.abs(fakes - tf.roll(fakes, 1, axis=0)),
+                               axis=list(range(2, fakes.shape.rank)))
+    latent_gap = tf.reduce_mean(tf.abs(z - tf.roll(z, 1, axis=0)), axis=-1)
+    return tf.reduce_mean(1.0 / (image_gap / latent_gap + 1e-5))

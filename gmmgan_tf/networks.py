@@ -99,3 +99,14 @@ def build_networks(image_shape, *, latent_dim: int, num_components: int, discrim
     if pcm is not None:
         pcm(images)
     return generator, discriminator, pcm
+
+
+def augmenter(seed: int, background: float = -1.0) -> keras.Sequential:
+    """Small random shifts, rotations and zooms that keep an image's class (for the PCM's
+    augmentation consistency on real images); new pixels take the background value."""
+    fill = dict(fill_mode="constant", fill_value=background)
+    return keras.Sequential([
+        layers.RandomTranslation(0.1, 0.1, seed=seed, **fill),
+        layers.RandomRotation(0.04, seed=seed + 1, **fill),
+        layers.RandomZoom(0.1, seed=seed + 2, **fill),
+    ], name="augmenter")

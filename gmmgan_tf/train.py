@@ -83,6 +83,9 @@ def train_and_evaluate(config: Config) -> dict:
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config)
     bundle = data_lib.load(config)
+    print(f"Data: {bundle.name}, {len(bundle.train_images)} training images "
+          f"{bundle.image_shape}, {len(bundle.test_images)} held out; training class counts "
+          f"{np.bincount(bundle.train_labels, minlength=bundle.num_classes).tolist()}", flush=True)
     model = build_model(config, bundle.image_shape, strategy)
     checkpointer = wd.Checkpointer(model, config.workdir)
     initial_epoch = checkpointer.restore_latest()
