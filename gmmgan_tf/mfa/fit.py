@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA, FactorAnalysis
+from threadpoolctl import threadpool_limits
 
 from gmmgan_tf.mfa.model import (DEFAULT_NOISE_FLOOR, MFA, check_sizes, component_log_density,
                                  factorize)
@@ -68,22 +69,25 @@ def init_mfa(images, num_components: int, num_factors: int, component_model: str
     mu = np.zeros((num_components, d))
     A = np.zeros((num_components, d, num_factors))
     D = np.tile(fallback_d, (num_components, 1))
-    for j in range(num_components):
-        xj = x[labels == j].astype(np.float64)
-        pi[j] = len(xj) / n
-        mu[j] = xj.mean(axis=0)
-        if len(xj) < 2:
-            continue
-        factors = min(num_factors, len(xj) - 1)
-        if component_model == "fa":
-            fa = FactorAnalysis(factors, random_state=seed).fit(xj)
-            A[j, :, :factors] = fa.components_.T
-            D[j] = fa.noise_variance_
-        else:
-            pca = PCA(factors, random_state=seed).fit(xj)
-            scale = np.sqrt(np.maximum(pca.explained_variance_ - pca.noise_variance_, 0.0))
-            A[j, :, :factors] = pca.components_.T * scale
-            D[j] = pca.noise_variance_
+    # One BLAS thread: the per-cluster matrices are small, and threaded BLAS spin-waiting on a
+    # busy 2-core machine made FactorAnalysis ~50x slower.
+    with threadpool_limits(1, user_api="blas"):
+        for j in range(num_components):
+            xj = x[labels == j].astype(np.float64)
+            pi[j] = len(xj) / n
+            mu[j] = xj.mean(axis=0)
+            if len(xj) < 2:
+                continue
+            factors = min(num_factors, len(xj) - 1)
+            if component_model == "fa":
+                fa = FactorAnalysis(factors, random_state=seed).fit(xj)
+                A[j, :, :factors] = fa.components_.T
+                D[j] = fa.noise_variance_
+            else:
+                pca = PCA(factors, random_state=seed).fit(xj)
+                scale = np.sqrt(np.maximum(pca.explained_variance_ - pca.noise_variance_, 0.0))
+                A[j, :, :factors] = pca.components_.T * scale
+                D[j] = pca.noise_variance_
     return MFA(pi, mu, A, np.maximum(D, noise_floor), noise_floor=noise_floor)
 
 
@@ -99,7 +103,8 @@ def _e_step(x, center, log_pi, mu, A, D):
     ez = tf.transpose(tf.linalg.triangular_solve(
         f.chol, tf.transpose(u, [1, 2, 0]), lower=True, adjoint=True), [2, 0, 1])  # [N, K, l]
     hez = h[:, :, None] * ez
-    m_inv = tf.linalg.cholesky_solve(f.chol, tf.eye(tf.shape(A)[2], batch_shape=tf.shape(A)[:1]))
+    m_inv = tf.linalg.cholesky_solve(
+        f.chol, tf.broadcast_to(tf.eye(tf.shape(A)[2]), tf.shape(f.chol)))
     nk = tf.reduce_sum(h, axis=0)
     return {
         "log_px": tf.reduce_sum(log_px),
