@@ -59,7 +59,10 @@ def interpolate(config: Config) -> None:
 
 
 def run(config: Config) -> None:
-    handlers = {"evaluate": evaluate, "sample": sample, "interpolate": interpolate}
+    from gmmgan_tf.export import export
+
+    handlers = {"evaluate": evaluate, "sample": sample, "interpolate": interpolate,
+                "export": export}
     if config.mode not in handlers:
         raise ConfigError(f"--mode: {config.mode!r} is not available in this build; "
                           f"use one of {sorted(handlers) + ['train']}")

@@ -1,0 +1,197 @@
+"""`--mode=export`: versioned SavedModels for TF Serving, written atomically.
+
+    <export_dir>/gmmgan_generator/<v>/  serving_default:  z [N, d] float32        -> images
+                                        sample_component: component [N] int32,
+                                                          eps [N, d] float32      -> images
+    <export_dir>/gmmgan_pcm/<v>/        serving_default:  images [N, H, W, C] float32 in [-1, 1]
+                                        serving_uint8:    images [N, H, W, C] uint8 in [0, 255]
+                                                          -> responsibilities [N, K] (rows sum
+                                                             to 1), component [N] int64
+    <export_dir>/models.config          model_config_list for tensorflow_model_server
+
+Images out of the generator are float32 [N, H, W, C] in [-1, 1]. Every input is declared with an
+unknown shape and checked inside the graph (rank, size, channels, value range), because TF
+Serving feeds tensors to the graph without checking them against the declared shape: a
+wrong-sized image must fail with a message naming the expected shape, not deep inside a
+convolution. Two PCM signatures, because a signature has one dtype: uint8 for decoded PNGs,
+float32 to chain the generator's output.
+
+Each model directory gets version max(existing) + 1, the same number for both models of one
+export. A version is written to a hidden temporary directory (TF Serving only loads numeric ones)
+and renamed into place, so a failed export leaves earlier versions untouched and no partial one.
+Baselines without a PCM export only the generator.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+
+from gmmgan_tf import workdir as wd
+from gmmgan_tf.config import Config
+from gmmgan_tf.images import atomic_write_bytes
+
+GENERATOR = "gmmgan_generator"
+PCM = "gmmgan_pcm"
+# Float inputs may overshoot [-1, 1] by rounding (e.g. after a uint8 round trip).
+RANGE_TOLERANCE = 1e-3
+
+
+def _validated(tensor: tf.Tensor, checks) -> tf.Tensor:
+    """`tensor` after every (condition, message) check has passed at run time. One Assert
+    carries the message of the first failing check (separate asserts run in any order).
+
+    Callers give the result its static shape with tf.reshape, not tf.ensure_shape: Grappler
+    propagates an EnsureShape back to the input and folds the rank check away.
+    """
+    passed = tf.stack([condition for condition, _ in checks])
+    # The number of leading passes is the index of the first failure (argmin breaks ties
+    # arbitrarily); clipped for the all-pass case, where the message is not used.
+    first_failure = tf.reduce_sum(tf.math.cumprod(tf.cast(passed, tf.int32)))
+    messages = tf.constant([message for _, message in checks])
+    message = tf.gather(messages, tf.minimum(first_failure, len(checks) - 1))
+    with tf.control_dependencies([tf.debugging.Assert(tf.reduce_all(passed), [message])]):
+        return tf.identity(tensor)
+
+
+def _check_latents(z: tf.Tensor, latent_dim: int, name: str) -> tf.Tensor:
+    z = _validated(z, [
+        (tf.equal(tf.rank(z), 2), f"{name} must have rank 2: [N, {latent_dim}]"),
+        (tf.reduce_all(tf.equal(tf.shape(z)[-1:], latent_dim)),
+         f"{name} must be [N, {latent_dim}]: the latent dimension d of this model is "
+         f"{latent_dim}"),
+    ])
+    return tf.reshape(z, [-1, latent_dim])
+
+
+def check_images(images: tf.Tensor, image_shape: tuple[int, int, int]) -> tf.Tensor:
+    """images [N, H, W, C] as float32 in [-1, 1]; uint8 pixels are mapped by x / 127.5 - 1."""
+    h, w, c = image_shape
+    # The shape padded with -1 so that indexing it cannot fail before the rank check speaks.
+    shape = tf.concat([tf.shape(images), [-1, -1, -1, -1]], axis=0)
+    checks = [
+        (tf.equal(tf.rank(images), 4), f"images must have rank 4: [N, {h}, {w}, {c}] (NHWC); "
+                                       "send a batch, even of one image"),
+        (tf.equal(shape[3], c), f"images must have {c} channel(s) (NHWC, [N, {h}, {w}, {c}])"),
+        (tf.logical_and(tf.equal(shape[1], h), tf.equal(shape[2], w)),
+         f"images must be {h}x{w} pixels, the training size ([N, {h}, {w}, {c}])"),
+    ]
+    if images.dtype == tf.uint8:
+        images = _validated(images, checks)
+        images = tf.cast(images, tf.float32) / 127.5 - 1.0
+    else:
+        # A float batch holding 0..255 pixels would silently give wrong answers.
+        bound = 1.0 + RANGE_TOLERANCE
+        checks.append((tf.reduce_all(tf.abs(images) <= bound),
+                       "float images must be finite and in [-1, 1]; send 0..255 pixels as "
+                       "uint8 to the serving_uint8 signature"))
+        images = _validated(images, checks)
+    return tf.reshape(images, [-1, h, w, c])
+
+
+def generator_archive(model) -> keras.export.ExportArchive:
+    d, k = model.latent_dim, model.num_components
+    archive = keras.export.ExportArchive()
+    archive.track(model.generator)
+
+    def from_latents(z):
+        return {"images": model.generator(_check_latents(z, d, "z"), training=False)}
+
+    def sample_component(component, eps):
+        eps = _check_latents(eps, d, "eps")
+        component = _validated(component, [
+            (tf.equal(tf.rank(component), 1), "component must have rank 1: [N] int32"),
+            (tf.reduce_all(tf.equal(tf.shape(component)[:1], tf.shape(eps)[:1])),
+             "component [N] and eps [N, d] must have the same N"),
+            (tf.reduce_all((component >= 0) & (component < k)),
+             f"component ids must be in [0, {k}): this model has {k} components"),
+        ])
+        component = tf.reshape(component, [-1])
+        return {"images": model.generator(model.latents(component, eps), training=False)}
+
+    archive.add_endpoint("serving_default", from_latents,
+                         [tf.TensorSpec(None, tf.float32, name="z")])
+    archive.add_endpoint("sample_component", sample_component,
+                         [tf.TensorSpec(None, tf.int32, name="component"),
+                          tf.TensorSpec(None, tf.float32, name="eps")])
+    return archive
+
+
+def pcm_archive(model) -> keras.export.ExportArchive:
+    archive = keras.export.ExportArchive()
+    archive.track(model.pcm)
+
+    def responsibilities(images):
+        logits = model.pcm(check_images(images, model.image_shape), training=False)
+        probs = tf.nn.softmax(logits)
+        return {"responsibilities": probs, "component": tf.argmax(probs, axis=-1)}
+
+    archive.add_endpoint("serving_default", responsibilities,
+                         [tf.TensorSpec(None, tf.float32, name="images")])
+    archive.add_endpoint("serving_uint8", responsibilities,
+                         [tf.TensorSpec(None, tf.uint8, name="images")])
+    return archive
+
+
+def next_version(*model_dirs: str) -> int:
+    """1 + the largest numeric version under any of `model_dirs` (1 when there is none)."""
+    versions = [int(name) for d in model_dirs if os.path.isdir(d)
+                for name in os.listdir(d) if name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, str]:
+    """Writes each archive to <export_dir>/<name>/<version>: all to hidden temporary
+    directories first, then renamed into place, so a failure leaves no new version behind."""
+    temporary, written = {}, {}
+    try:
+        for name, archive in archives.items():
+            final = os.path.join(export_dir, name, str(version))
+            if os.path.exists(final):
+                raise FileExistsError(f"{final} exists; versions are never overwritten")
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            temporary[name] = os.path.join(export_dir, name, f".tmp-{version}-{os.getpid()}")
+            archive.write_out(temporary[name], verbose=False)
+            written[name] = final
+        for name, final in written.items():
+            os.rename(temporary[name], final)
+    finally:
+        for tmp in temporary.values():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return written
+
+
+def models_config(export_dir: str, names: list[str]) -> str:
+    """model_config_list text proto for `tensorflow_model_server --model_config_file`."""
+    entries = "".join(
+        f'  config {{\n    name: "{name}"\n    base_path: "{os.path.abspath(os.path.join(export_dir, name))}"\n'
+        f'    model_platform: "tensorflow"\n  }}\n' for name in names)
+    return f"model_config_list {{\n{entries}}}\n"
+
+
+def export_model(model, export_dir: str) -> dict[str, str]:
+    """Exports the generator (and the PCM if any) of `model`; returns {name: version dir}."""
+    archives = {GENERATOR: generator_archive(model)}
+    if model.pcm is not None:
+        archives[PCM] = pcm_archive(model)
+    version = next_version(*(os.path.join(export_dir, name) for name in (GENERATOR, PCM)))
+    written = write_versions(archives, export_dir, version)
+    served = sorted(name for name in (GENERATOR, PCM)
+                    if os.path.isdir(os.path.join(export_dir, name)))
+    atomic_write_bytes(os.path.join(export_dir, "models.config"),
+                       models_config(export_dir, served).encode())
+    return written
+
+
+def export(config: Config) -> None:
+    """--mode=export: the latest checkpoint of --workdir to --export_dir."""
+    _, _, model = wd.load_trained_model(config.workdir, mode=config.mode,
+                                        export_dir=config.export_dir)
+    written = export_model(model, config.export_dir)
+    for name, path in written.items():
+        print(f"Wrote {path} ({name})")
+    print(f"Wrote {os.path.join(config.export_dir, 'models.config')}: serve with "
+          f"tensorflow_model_server --port=8500 --rest_api_port=8501 "
+          f"--model_config_file={os.path.abspath(os.path.join(config.export_dir, 'models.config'))}")

@@ -1,0 +1,315 @@
+"""--mode=export: SavedModels read back by TF2 and by the TF1 loader TF Serving uses, the
+PredictRequest round trip, input validation, atomic versions, and a live model server."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+
+from conftest import tiny_config
+from gmmgan_tf import export, serving_client, workdir as wd
+from gmmgan_tf.gan import GMMGAN
+
+IMAGE_SHAPE = (28, 28, 1)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOL = 1e-5
+
+
+def trained_model(**overrides):
+    """A tiny model after one step, so that BatchNorm's moving statistics are not the init."""
+    model = GMMGAN(tiny_config(**overrides), IMAGE_SHAPE)
+    model.compile()
+    model.train_step(tf.random.uniform((6, *IMAGE_SHAPE), -1.0, 1.0, seed=1))
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = trained_model()
+    export_dir = str(tmp_path_factory.mktemp("saved_models"))
+    return model, export_dir, export.export_model(model, export_dir)
+
+
+def inputs(model, n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, model.latent_dim)).astype(np.float32)
+    components = (np.arange(n) % model.num_components).astype(np.int32)
+    pixels = rng.integers(0, 256, (n, *IMAGE_SHAPE)).astype(np.uint8)
+    return z, components, pixels
+
+
+def expected(model, z, components, pixels):
+    """What the in-memory model gives for every signature."""
+    floats = pixels.astype(np.float32) / 127.5 - 1.0
+    probs = model.responsibilities(floats)
+    return {
+        ("gmmgan_generator", "serving_default"): {
+            "images": model.generator(z, training=False).numpy()},
+        ("gmmgan_generator", "sample_component"): {"images": model.generate(components, z)},
+        ("gmmgan_pcm", "serving_default"): {"responsibilities": probs,
+                                            "component": probs.argmax(1)},
+        ("gmmgan_pcm", "serving_uint8"): {"responsibilities": probs,
+                                          "component": probs.argmax(1)},
+    }
+
+
+def feeds(z, components, pixels):
+    return {("gmmgan_generator", "serving_default"): {"z": z},
+            ("gmmgan_generator", "sample_component"): {"component": components, "eps": z},
+            ("gmmgan_pcm", "serving_default"): {"images": pixels / np.float32(127.5) - 1},
+            ("gmmgan_pcm", "serving_uint8"): {"images": pixels}}
+
+
+class TF1Model:
+    """A SavedModel in a TF1 graph and session: the loader tensorflow_model_server uses."""
+
+    def __init__(self, path):
+        self.graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=self.graph)
+        with self.graph.as_default():
+            meta = tf.compat.v1.saved_model.loader.load(self.session, ["serve"], path)
+        self.signatures = meta.signature_def
+
+    def run(self, signature, feed):
+        sig = self.signatures[signature]
+        names = sorted(sig.outputs)
+        values = self.session.run([sig.outputs[n].name for n in names],
+                                  {sig.inputs[k].name: v for k, v in feed.items()})
+        return dict(zip(names, values))
+
+
+@pytest.fixture(scope="module")
+def tf1_models(exported):
+    _, _, written = exported
+    return {name: TF1Model(path) for name, path in written.items()}
+
+
+def check_outputs(got, want):
+    assert set(got) == set(want)
+    for key, value in want.items():
+        np.testing.assert_allclose(np.asarray(got[key]), value, atol=TOL, rtol=0)
+    if "responsibilities" in got:
+        np.testing.assert_allclose(np.sum(got["responsibilities"], 1), 1.0, atol=TOL)
+        assert np.asarray(got["component"]).dtype == np.int64
+
+
+def test_layout_versions_and_models_config(exported):
+    _, export_dir, written = exported
+    assert written == {name: os.path.join(export_dir, name, "1")
+                       for name in ("gmmgan_generator", "gmmgan_pcm")}
+    config = open(os.path.join(export_dir, "models.config")).read()
+    for name in written:
+        assert f'base_path: "{os.path.abspath(os.path.join(export_dir, name))}"' in config
+    assert config.startswith("model_config_list {") and config.count("config {") == 2
+
+
+def test_tf2_load_matches_in_memory_model(exported):
+    model, _, written = exported
+    z, components, pixels = inputs(model)
+    want = expected(model, z, components, pixels)
+    loaded = {name: tf.saved_model.load(path) for name, path in written.items()}
+    for (name, signature), feed in feeds(z, components, pixels).items():
+        fn = loaded[name].signatures[signature]
+        got = {k: v.numpy() for k, v in fn(**{k: tf.constant(v) for k, v in feed.items()}).items()}
+        check_outputs(got, want[name, signature])
+
+
+def test_tf1_loader_matches_in_memory_model(exported, tf1_models):
+    model, _, _ = exported
+    z, components, pixels = inputs(model, seed=1)
+    want = expected(model, z, components, pixels)
+    for (name, signature), feed in feeds(z, components, pixels).items():
+        check_outputs(tf1_models[name].run(signature, feed), want[name, signature])
+
+
+def test_predict_request_response_round_trip(exported, tf1_models):
+    """The client's PredictRequest, decoded as the server does, run, and sent back."""
+    model, _, _ = exported
+    _, _, pixels = inputs(model, n=3, seed=2)
+    request = predict_pb2.PredictRequest.FromString(
+        serving_client.build_predict_request(pixels).SerializeToString())
+    assert (request.model_spec.name, request.model_spec.signature_name) == (
+        "gmmgan_pcm", "serving_uint8")
+    feed = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    assert feed["images"].dtype == np.uint8
+    outputs = tf1_models["gmmgan_pcm"].run(request.model_spec.signature_name, feed)
+    response = predict_pb2.PredictResponse()
+    for name, value in outputs.items():
+        response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+    got = serving_client.parse_predict_response(
+        predict_pb2.PredictResponse.FromString(response.SerializeToString()))
+    want = expected(model, *inputs(model, n=3, seed=2))[("gmmgan_pcm", "serving_uint8")]
+    check_outputs(got, want)
+    # The REST form carries the same numbers as JSON.
+    body = json.loads(json.dumps(serving_client.rest_body(pixels)))
+    np.testing.assert_array_equal(np.asarray(body["inputs"]["images"], np.uint8), pixels)
+
+
+MALFORMED = [
+    # (model, signature, feed, fragment of the message)
+    ("gmmgan_pcm", "serving_default", {"images": np.zeros((28, 28, 1), np.float32)},
+     "images must have rank 4"),
+    ("gmmgan_pcm", "serving_uint8", {"images": np.zeros((2, 28, 28, 3), np.uint8)},
+     "images must have 1 channel(s)"),
+    ("gmmgan_pcm", "serving_uint8", {"images": np.zeros((2, 32, 32, 1), np.uint8)},
+     "images must be 28x28 pixels"),
+    ("gmmgan_pcm", "serving_default", {"images": np.full((2, 28, 28, 1), 255, np.float32)},
+     "float images must be finite and in [-1, 1]"),
+    ("gmmgan_generator", "serving_default", {"z": np.zeros((2, 5), np.float32)},
+     "z must be [N, 4]"),
+    ("gmmgan_generator", "sample_component",
+     {"component": np.array([0, 3], np.int32), "eps": np.zeros((2, 4), np.float32)},
+     "component ids must be in [0, 3)"),
+    ("gmmgan_generator", "sample_component",
+     {"component": np.array([0], np.int32), "eps": np.zeros((2, 4), np.float32)},
+     "must have the same N"),
+]
+
+
+@pytest.mark.parametrize("name, signature, feed, fragment", MALFORMED)
+def test_malformed_inputs_fail_with_the_message(exported, tf1_models, name, signature, feed,
+                                                fragment):
+    _, _, written = exported
+    with pytest.raises(tf.errors.InvalidArgumentError, match=fragment.replace("(", r"\(")
+                       .replace(")", r"\)").replace("[", r"\[")):
+        tf1_models[name].run(signature, feed)
+    fn = tf.saved_model.load(written[name]).signatures[signature]
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        fn(**{k: tf.constant(v) for k, v in feed.items()})
+    assert fragment in str(error.value)
+
+
+def test_wrong_dtype_is_refused_by_the_signature(exported):
+    _, _, written = exported
+    fn = tf.saved_model.load(written["gmmgan_pcm"]).signatures["serving_uint8"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a uint8 tensor"):
+        fn(images=tf.zeros((1, 28, 28, 1), tf.int32))
+
+
+@pytest.mark.parametrize("images, fragment", [
+    (np.zeros((28, 28, 1), np.uint8), "rank 4"),
+    (np.zeros((1, 28, 28, 3), np.uint8), "wrong channel(s)"),
+    (np.zeros((1, 32, 32, 1), np.uint8), "wrong pixels"),
+    (np.zeros((1, 28, 28, 1), np.int32), "uint8 pixels or floats"),
+    (np.full((1, 28, 28, 1), 200.0), "in [-1, 1]"),
+])
+def test_client_validates_before_sending(images, fragment):
+    with pytest.raises(serving_client.ClientError) as error:
+        serving_client.validate_images(images, IMAGE_SHAPE)
+    assert fragment in str(error.value)
+
+
+def test_client_reads_pngs_and_npy(tmp_path):
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    paths = []
+    for i, p in enumerate(pixels):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(p).save(paths[-1])
+    np.testing.assert_array_equal(serving_client.load_images(paths), pixels[..., None])
+    np.save(tmp_path / "batch.npy", pixels[..., None])
+    batch = serving_client.load_images([str(tmp_path / "batch.npy")])
+    assert serving_client.signature_for(serving_client.validate_images(batch)) == "serving_uint8"
+
+
+class _Failing:
+    """An archive whose write dies half-way through, as a full disk or a kill would."""
+
+    def write_out(self, path, verbose=False):
+        os.makedirs(os.path.join(path, "variables"))
+        open(os.path.join(path, "saved_model.pb"), "wb").write(b"partial")
+        raise OSError("disk full")
+
+
+def test_failed_export_leaves_previous_version_untouched(tmp_path, monkeypatch):
+    model = trained_model()
+    export_dir = str(tmp_path)
+    export.export_model(model, export_dir)
+    before = {name: open(os.path.join(export_dir, name, "1", "saved_model.pb"), "rb").read()
+              for name in ("gmmgan_generator", "gmmgan_pcm")}
+    monkeypatch.setattr(export, "pcm_archive", lambda m: _Failing())
+    with pytest.raises(OSError, match="disk full"):
+        export.export_model(model, export_dir)
+    for name, pb in before.items():
+        # Neither model got version 2 (the generator's was written but never renamed).
+        assert sorted(os.listdir(os.path.join(export_dir, name))) == ["1"]
+        assert open(os.path.join(export_dir, name, "1", "saved_model.pb"), "rb").read() == pb
+    monkeypatch.undo()
+    written = export.export_model(model, export_dir)
+    assert {os.path.basename(p) for p in written.values()} == {"2"}
+
+
+def test_baseline_exports_the_generator_only(tmp_path):
+    model = trained_model(model="gaussian")
+    written = export.export_model(model, str(tmp_path))
+    assert list(written) == ["gmmgan_generator"]
+    assert "gmmgan_pcm" not in open(tmp_path / "models.config").read()
+    z = np.random.default_rng(0).standard_normal((3, model.latent_dim)).astype(np.float32)
+    fn = tf.saved_model.load(written["gmmgan_generator"]).signatures["sample_component"]
+    got = fn(component=tf.constant([0, 0, 0]), eps=tf.constant(z))["images"].numpy()
+    np.testing.assert_allclose(got, model.generator(z, training=False).numpy(), atol=TOL)
+
+
+def test_export_mode_from_the_command_line(tmp_path):
+    """main.py --mode=export on a checkpointed workdir (as the README says)."""
+    config = tiny_config(workdir=str(tmp_path / "run"))
+    model = trained_model()
+    wd.save_config(config)
+    wd.Checkpointer(model, config.workdir).save(1)
+    out = tmp_path / "saved"
+    result = subprocess.run(
+        [sys.executable, "main.py", "--mode=export", f"--workdir={config.workdir}",
+         f"--export_dir={out}"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ["gmmgan_generator", "gmmgan_pcm", "models.config"]
+    loaded = tf.saved_model.load(str(out / "gmmgan_pcm" / "1")).signatures["serving_default"]
+    images = np.zeros((2, *IMAGE_SHAPE), np.float32)
+    np.testing.assert_allclose(loaded(images=tf.constant(images))["responsibilities"].numpy(),
+                               model.responsibilities(images), atol=TOL)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("tensorflow_model_server") is None,
+                    reason="tensorflow_model_server is not on PATH (install it from the TF "
+                           "Serving apt repository or use the tensorflow/serving image)")
+def test_model_server_answers_grpc_and_rest(exported):
+    model, export_dir, _ = exported
+    grpc_port, rest_port = _free_port(), _free_port()
+    server = subprocess.Popen(
+        ["tensorflow_model_server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+         f"--model_config_file={os.path.join(export_dir, 'models.config')}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _, _, pixels = inputs(model, n=2)
+        want = expected(model, *inputs(model, n=2))[("gmmgan_pcm", "serving_uint8")]
+        deadline = time.time() + 60
+        while True:
+            try:
+                got = serving_client.predict_rest(f"http://127.0.0.1:{rest_port}", pixels)
+                break
+            except serving_client.ClientError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        check_outputs(got, want)
+        check_outputs(serving_client.predict_grpc(f"127.0.0.1:{grpc_port}", pixels), want)
+        with pytest.raises(serving_client.ClientError, match="28x28 pixels"):
+            serving_client.predict_grpc(f"127.0.0.1:{grpc_port}",
+                                        np.zeros((1, 32, 32, 1), np.uint8))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
