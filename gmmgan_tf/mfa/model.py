@@ -161,8 +161,9 @@ class MFA(tf.Module):
     def as_batch(self, x) -> tf.Tensor:
         """Images [N, H, W, C] or vectors [N, d] -> finite float32 [N, d]; ValueError otherwise."""
         x = tf.convert_to_tensor(x, tf.float32)
-        if x.shape.rank is None or x.shape.rank < 2:
-            raise ValueError(f"MFA input must be a batch [N, d] or [N, H, W, C], got {x.shape}")
+        if x.shape.rank is None or x.shape.rank < 2 or x.shape[0] == 0:
+            raise ValueError(f"MFA input must be a non-empty batch [N, d] or [N, H, W, C], got "
+                             f"{x.shape}")
         x = tf.reshape(x, [x.shape[0], -1])
         if x.shape[1] != self.dim:
             raise ValueError(f"MFA input has {x.shape[1]} values a sample, the model has "
@@ -204,14 +205,16 @@ class MFA(tf.Module):
                                                       batch_shape=[self.num_components]))
         return log_n + self.log_pi(), tf.transpose(ez, [2, 0, 1]), cov
 
-    def sample(self, n: int, seed: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
-        """n draws x = A_c z + mu_c + sqrt(D_c) eps, c ~ Cat(pi); returns (x [n, d], c [n])."""
+    def sample(self, n: int, seed: int = 0, noise: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
+        """n draws x = A_c z + mu_c + sqrt(D_c) eps, c ~ Cat(pi); noise=False drops the eps term
+        (the noise-free images shown as "MFA samples"). Returns (x [n, d], c [n])."""
         if n < 1:
             raise ValueError(f"number of MFA samples must be >= 1, got {n}")
         seeds = tf.random.split(tf.constant([seed, 0], tf.int64), 3)
         c = tf.random.stateless_categorical(self.logits[None], n, seed=seeds[0])[0]
         z = tf.random.stateless_normal([n, self.num_factors], seed=seeds[1])
-        eps = tf.random.stateless_normal([n, self.dim], seed=seeds[2])
-        x = (tf.einsum("ndl,nl->nd", tf.gather(self.A, c), z) + tf.gather(self.mu, c)
-             + tf.sqrt(tf.gather(self.noise_variance(), c)) * eps)
+        x = tf.einsum("ndl,nl->nd", tf.gather(self.A, c), z) + tf.gather(self.mu, c)
+        if noise:
+            eps = tf.random.stateless_normal([n, self.dim], seed=seeds[2])
+            x += tf.sqrt(tf.gather(self.noise_variance(), c)) * eps
         return x, c

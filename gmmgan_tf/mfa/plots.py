@@ -33,8 +33,10 @@ def image_grid(images, image_shape, path: str, ncols: int = 10,
     lo, hi = value_range
     x = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     nrows = -(-len(x) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.9, nrows * 0.9 + (title is not None)
-                                                    * 0.4), squeeze=False)
+    title_h = 0.4 if title else 0.0
+    height = nrows * 0.9 + title_h
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(ncols * 0.9, 4.0), height),
+                             squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -47,16 +49,19 @@ def image_grid(images, image_shape, path: str, ncols: int = 10,
             axes[r, 0].set_ylabel(name, fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout(pad=0.2)
+    fig.tight_layout(pad=0.2, rect=(0.0, 0.0, 1.0, 1.0 - title_h / height))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def save_samples(model: MFA, image_shape, path: str, count: int = 100, seed: int = 0) -> str:
-    """A grid of `count` random MFA samples."""
-    return image_grid(model.sample(count, seed=seed)[0].numpy(), image_shape, path,
-                      title=f"MFA samples (K={model.num_components}, l={model.num_factors})")
+def save_samples(model: MFA, image_shape, path: str, count: int = 100, seed: int = 0,
+                 noise: bool = False) -> str:
+    """A grid of `count` random MFA samples, noise-free (A_c z + mu_c) unless noise=True."""
+    kind = "with" if noise else "without"
+    return image_grid(model.sample(count, seed=seed, noise=noise)[0].numpy(), image_shape, path,
+                      title=f"MFA samples (K={model.num_components}, l={model.num_factors}), "
+                            f"{kind} pixel noise")
 
 
 def save_outliers(images, log_likelihoods, image_shape, path: str) -> str:
@@ -81,14 +86,20 @@ def save_inpainting(originals, observed, filled, image_shape, path: str,
 
 def save_components(model: MFA, image_shape, path: str, components=range(4),
                     num_columns: int = 5, scale: float = 1.0) -> str:
-    """Seed 001 Fig. 6: per component a row [mu, D] and rows [mu + a_i, mid + a_i, mu - a_i]."""
+    """Seed 001 Fig. 6, one 3-image-wide block a component, side by side: top row mu and D
+    (scaled to the image range), then a row [mu + a_i, mid + a_i, mu - a_i] for each of its
+    `num_columns` largest columns a_i of A."""
     components = list(components)
-    rows = []
+    blocks = []
     for c in components:
         v = component_visualization(model, c, num_columns, scale)
         noise = v["noise_variance"]
-        noise_img = 2.0 * noise / max(float(noise.max()), 1e-12) - 1.0  # D scaled to the range
-        rows.append(np.stack([v["mean"], noise_img, np.full_like(noise, -1.0)]))
-        rows.extend(np.stack([p, m, n]) for p, m, n in zip(v["plus"], v["direction"], v["minus"]))
-    return image_grid(np.concatenate(rows), image_shape, path, ncols=3,
-                      title=f"components {components}: [mu, D]; rows mu+a_i, a_i, mu-a_i")
+        noise_img = 2.0 * noise / max(float(noise.max()), 1e-12) - 1.0
+        top = np.stack([v["mean"], noise_img, np.full_like(noise, -1.0)])
+        blocks.append(np.concatenate([top[None], np.stack(
+            [v["plus"], v["direction"], v["minus"]], axis=1)]))  # [1 + num_columns, 3, d]
+    grid = np.concatenate(blocks, axis=1)  # rows, 3 * len(components), d
+    return image_grid(grid.reshape(-1, grid.shape[-1]), image_shape, path,
+                      ncols=3 * len(components),
+                      title=f"MFA components {components}: top mu, D; rows mu + a_i | a_i | "
+                            f"mu - a_i")
