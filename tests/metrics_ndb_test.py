@@ -151,3 +151,10 @@ def test_resolve_whitening():
             (("auto", 1), ("auto", 3), ("on", 1), ("off", 3))] == [False, True, True, False]
     with pytest.raises(ValueError, match="--ndb_whitening"):
         ndb_lib.resolve_whitening("yes", 1)
+
+
+def test_cached_ndb_names_the_file_by_data_set_and_options(tmp_path):
+    x = np.random.default_rng(7).normal(size=(40, 4, 4, 3))
+    ndb = ndb_lib.cached_ndb(str(tmp_path), "folder:/a b", x, num_bins=3)
+    assert (tmp_path / "ndb_folder__a_b_4x4x3_k3_white_s0.npz").is_file()
+    assert np.all(ndb.std != 1.0)  # auto whitening is on for RGB

@@ -56,6 +56,8 @@ def test_entries_match_the_metric_functions(setup):
     assert out["domain_classifier_accuracy"] == 0.5
     json.dumps(out)  # metrics.json-ready
     assert set(scalars(out)) == {k for k in out if not isinstance(out[k], list)}
+    assert isinstance(scalars(out)["coverage_classes"], int)
+    assert isinstance(scalars(out)["ndb_js"], float)
 
 
 def test_optional_parts_are_left_out(setup):

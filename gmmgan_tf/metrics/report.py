@@ -1,22 +1,26 @@
 """The sample-quality evaluation as one function: arrays in, a flat dict of numbers out.
 
 `evaluate_samples` computes, for generated images against the real training images:
-- NDB/K and JS (`ndb.py`): `ndb`, `ndb_over_k`, `ndb_js`, `ndb_bins`, `ndb_samples`, and for
-  plots `ndb_proportions`, `ndb_train_proportions`, `ndb_different` (lists);
+- NDB/K and JS (`ndb.py`): `ndb`, `ndb_over_k`, `ndb_js`, `ndb_bins`, `ndb_samples`,
+  `ndb_train_samples`, and for plots `ndb_proportions`, `ndb_train_proportions`,
+  `ndb_different` (lists);
 - domain IS / FID / KID from the project's classifier (`domain_classifier.py`, NOT Inception):
-  `domain_is`, `domain_is_std`, `domain_fid`, `domain_kid`, `domain_classifier_accuracy`;
+  `domain_is` (one split: all samples), `domain_fid`, `domain_kid` (against the training
+  images), `domain_classifier_accuracy`;
 - mode coverage by that classifier (`coverage.py`): `coverage_classes`, `coverage_kl`,
   `coverage_shares` (list);
 - Inception IS / FID / KID (`inception.py`) only when an extractor is given: `inception_is`,
-  `inception_is_std`, `inception_fid`, `inception_kid`;
+  `inception_is_std` (10 splits, as in the original code), `inception_fid`, `inception_kid`;
 - sharpness (`sharpness.py`): `sharpness`.
 With `reference=True` the held-out real images go through the same metrics, giving the
-paper's TEST row: `ref_ndb_over_k`, `ref_ndb_js`, `ref_domain_is`, `ref_domain_fid`,
+paper's TEST row: `ref_ndb_over_k`, `ref_ndb_js`, `ref_domain_is`, `ref_domain_fid`, `ref_domain_kid`,
 `ref_sharpness` (and `ref_inception_*`). PCM clustering and component agreement need the model,
 so they live with the caller (`gmmgan_tf/evaluation.py`, using `clustering.py`).
 Metrics never import model code.
 """
 from __future__ import annotations
+
+import os
 
 import keras
 import numpy as np
@@ -56,6 +60,7 @@ def evaluate_samples(real_train: np.ndarray, real_test: np.ndarray, fakes: np.nd
                 if not prefix:
                     out.update(ndb=result["ndb"], ndb_bins=result["num_bins"],
                                ndb_samples=result["num_samples"],
+                               ndb_train_samples=ndb.reference_size,
                                ndb_proportions=result["proportions"].tolist(),
                                ndb_train_proportions=ndb.proportions.tolist(),
                                ndb_different=result["different"].tolist())
@@ -71,9 +76,16 @@ def evaluate_samples(real_train: np.ndarray, real_test: np.ndarray, fakes: np.nd
     return out
 
 
+def default_cache_dir(option: str = "") -> str:
+    """--metrics_cache_dir, or ~/.cache/gmmgan_tf: NDB bins and domain classifiers, per data set."""
+    return os.path.expanduser(option or os.path.join("~", ".cache", "gmmgan_tf"))
+
+
 def scalars(metrics: dict) -> dict[str, float]:
-    """The scalar entries (for TensorBoard and tables), without the per-bin/per-class lists."""
-    return {k: float(v) for k, v in metrics.items() if np.ndim(v) == 0}
+    """The scalar entries (for TensorBoard and tables), without the per-bin/per-class lists;
+    counts stay integers."""
+    return {k: (int(v) if isinstance(v, (int, np.integer)) else float(v))
+            for k, v in metrics.items() if np.ndim(v) == 0}
 
 
 def _classifier_metrics(classifier: DomainClassifier, real_train: np.ndarray, sets: dict,
@@ -85,11 +97,10 @@ def _classifier_metrics(classifier: DomainClassifier, real_train: np.ndarray, se
     out = {"domain_classifier_accuracy": classifier.test_accuracy}
     for prefix, images in sets.items():
         features, probs = classifier.features_and_probabilities(images)
-        out[f"{prefix}domain_is"], is_std = fid.inception_score(probs)
+        out[f"{prefix}domain_is"] = fid.inception_score(probs)[0]
         out[f"{prefix}domain_fid"] = fid.fid(train_features, features)
         out[f"{prefix}domain_kid"] = fid.kid(train_features, features, seed=seed)[0]
         if not prefix:
-            out["domain_is_std"] = is_std
             cov = coverage.mode_coverage(probs.argmax(axis=1), classifier.num_classes,
                                          distribution)
             out.update(coverage_classes=cov["covered"], coverage_kl=cov["kl"],

@@ -1,0 +1,107 @@
+"""PNG plots and a Markdown table of `evaluate_samples` results, one run or several.
+
+- `plot_ndb_bins`: training bin shares with +-1 pooled standard error (grey bars, as in the
+  authors' plot) and each run's shares; bins the test marks as different are starred.
+- `plot_class_histogram`: each run's generated class shares (domain classifier) against the
+  training class distribution, with the 1/(4 C) coverage threshold.
+- `compare_table`: one row per run, one column per scalar metric.
+"""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+# Column order of the comparison table (other scalar keys follow, sorted); lower/higher better.
+TABLE_COLUMNS = (
+    ("ndb_over_k", "NDB/K", "lower"), ("ndb_js", "NDB JS", "lower"),
+    ("domain_is", "domain IS", "higher"), ("domain_fid", "domain FID", "lower"),
+    ("domain_kid", "domain KID", "lower"), ("inception_is", "Inception IS", "higher"),
+    ("inception_fid", "Inception FID", "lower"), ("coverage_classes", "classes covered", "higher"),
+    ("coverage_kl", "class KL", "lower"), ("sharpness", "sharpness", "higher"),
+    ("pcm_acc", "PCM ACC", "higher"), ("pcm_nmi", "PCM NMI", "higher"),
+    ("pcm_ari", "PCM ARI", "higher"), ("agreement_identity", "agreement", "higher"),
+)
+
+
+def plot_ndb_bins(runs: list[tuple[str, dict]], path: str) -> None:
+    """Bin shares of every run against the training shares (needs the NDB entries)."""
+    runs = [(name, m) for name, m in runs if "ndb_proportions" in m]
+    if not runs:
+        raise ValueError("no run has NDB results (ndb_proportions); evaluate with NDB bins")
+    train = np.asarray(runs[0][1]["ndb_train_proportions"])
+    k = len(train)
+    n_train, n_query = runs[0][1]["ndb_train_samples"], runs[0][1]["ndb_samples"]
+    pooled_se = np.sqrt(train * (1 - train) * (1.0 / n_train + 1.0 / n_query))
+    fig, ax = plt.subplots(figsize=(max(8, k / 8), 4))
+    ax.bar(np.arange(k), 2 * pooled_se, bottom=train - pooled_se, width=1.0, color="0.8",
+           label="train ± SE")
+    for name, m in runs:
+        q, diff = np.asarray(m["ndb_proportions"]), np.asarray(m["ndb_different"], bool)
+        line, = ax.plot(np.arange(k), q, "-", lw=1,
+                        label=f"{name} (NDB/K {m['ndb_over_k']:.2f}, JS {m['ndb_js']:.3f})")
+        ax.plot(np.flatnonzero(diff), q[diff], "*", color=line.get_color(), ms=6)
+    ax.set(xlabel="bin (sorted by training share)", ylabel="share of samples",
+           title=f"NDB bin proportions, K = {k} (* = significantly different)")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_class_histogram(runs: list[tuple[str, dict]], path: str,
+                         training_distribution: np.ndarray | None = None) -> None:
+    """Generated class shares per run (needs the coverage entries)."""
+    runs = [(name, m) for name, m in runs if "coverage_shares" in m]
+    if not runs:
+        raise ValueError("no run has coverage results (coverage_shares); evaluate with a domain "
+                         "classifier")
+    c = len(runs[0][1]["coverage_shares"])
+    width = 0.8 / (len(runs) + (training_distribution is not None))
+    fig, ax = plt.subplots(figsize=(max(6, c * 0.6), 4))
+    bars = [(f"{n} ({m['coverage_classes']}/{c} classes)", m["coverage_shares"]) for n, m in runs]
+    if training_distribution is not None:
+        bars.insert(0, ("train", training_distribution))
+    for i, (label, shares) in enumerate(bars):
+        ax.bar(np.arange(c) + i * width, shares, width=width, label=label)
+    ax.axhline(1.0 / (4 * c), color="k", ls="--", lw=0.8, label="coverage threshold 1/(4C)")
+    ax.set(xlabel="class (domain classifier)", ylabel="share of generated images",
+           title="Class histogram of generated images", xticks=np.arange(c) + 0.4 - width / 2,
+           xticklabels=[str(i) for i in range(c)])
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def compare_table(runs: list[tuple[str, dict]]) -> str:
+    """Markdown table, one row per run; the best value of each known column in bold."""
+    keys = {k for _, m in runs for k, v in m.items() if np.ndim(v) == 0}
+    known = [(k, title, better) for k, title, better in TABLE_COLUMNS if k in keys]
+    extra = sorted(keys - {k for k, _, _ in TABLE_COLUMNS})
+    columns = known + [(k, k, None) for k in extra]
+    best = {}
+    for k, _, better in known:
+        values = [m[k] for _, m in runs if k in m]
+        best[k] = (min if better == "lower" else max)(values)
+    lines = ["| run | " + " | ".join(title for _, title, _ in columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    for name, m in runs:
+        cells = []
+        for k, _, _ in columns:
+            cell = "–" if k not in m else _format(m[k])
+            cells.append(f"**{cell}**" if k in best and k in m and m[k] == best[k]
+                         and len(runs) > 1 else cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _format(value) -> str:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    value = float(value)
+    return f"{value:.3f}" if value == 0 or 0.01 <= abs(value) < 100 else f"{value:.3g}"
+
+
+def _save(fig, path: str) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
