@@ -13,8 +13,8 @@
   `inception_is_std` (10 splits, as in the original code), `inception_fid`, `inception_kid`;
 - sharpness (`sharpness.py`): `sharpness`.
 With `reference=True` the held-out real images go through the same metrics, giving the
-paper's TEST row: `ref_ndb_over_k`, `ref_ndb_js`, `ref_domain_is`, `ref_domain_fid`, `ref_domain_kid`,
-`ref_sharpness` (and `ref_inception_*`). PCM clustering and component agreement need the model,
+paper's TEST row: `ref_ndb_over_k`, `ref_ndb_js`, `ref_domain_is`, `ref_domain_fid`,
+`ref_domain_kid`, `ref_sharpness` (and `ref_inception_*`). PCM clustering and component agreement need the model,
 so they live with the caller (`gmmgan_tf/evaluation.py`, using `clustering.py`).
 Metrics never import model code.
 """
