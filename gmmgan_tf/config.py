@@ -129,6 +129,17 @@ class Config:
         "", "Where NDB bins and domain classifiers are cached per data set "
         "(default ~/.cache/gmmgan_tf).")
 
+    # --- mixture of factor analyzers, --model=mfa (gmmgan_tf/mfa/) ----------------------------
+    mfa_components: int = _field(100, "MFA: number of factor analyzers K (seed 001 MNIST: 100).")
+    mfa_factors: int = _field(10, "MFA: latent factors l a component (l < pixels; seed 001: 10).")
+    mfa_fit: str = _field("em", "MFA fit: closed-form EM or Adam on -log-likelihood.",
+                          ("em", "sgd"))
+    mfa_iterations: int = _field(20, "MFA: EM iterations (--mfa_fit=em) or Adam steps (sgd).")
+    mfa_init: str = _field("fa", "MFA init after K-means: FactorAnalysis or PPCA a cluster.",
+                           ("fa", "ppca"))
+    mfa_noise_floor: float = _field(1e-4, "MFA: floor on the noise variances D (pixels in [-1, 1]).")
+    mfa_learning_rate: float = _field(1e-3, "MFA: Adam learning rate for --mfa_fit=sgd.")
+
     # --- export and serving (gmmgan_tf/export.py) --------------------------------------------
     export_dir: str = _field(
         "saved_models", "--mode=export: writes <dir>/gmmgan_generator/<v>/, "
@@ -192,6 +203,13 @@ class Config:
         _check(not (self.jit_compile and self.strategy != "default"), "jit_compile",
                "XLA does not work with a distribution strategy; drop --jit_compile or use "
                "--strategy=default")
+        # MFA (gmmgan_tf/mfa/); l < pixels is checked against the data by the MFA itself.
+        for name in ("mfa_components", "mfa_factors"):
+            _check(getattr(self, name) >= 1, name, f"must be >= 1 (got {getattr(self, name)})")
+        _check(self.mfa_iterations >= (1 if self.mfa_fit == "sgd" else 0), "mfa_iterations",
+               f"must be >= 0 for em, >= 1 for sgd (got {self.mfa_iterations})")
+        for name in ("mfa_noise_floor", "mfa_learning_rate"):
+            _check(getattr(self, name) > 0, name, f"must be > 0 (got {getattr(self, name)})")
         for name, value in dataclasses.asdict(self).items():
             choices = _CHOICES.get(name)
             _check(choices is None or value in choices, name,

@@ -1,10 +1,12 @@
 """MFA driver and figures: fit on small synthetic images, write the PNGs and the report."""
+import dataclasses
 import json
 
 import matplotlib.image
 import numpy as np
 import pytest
 
+from gmmgan_tf.config import Config, ConfigError
 from gmmgan_tf.mfa import inference, pipeline, plots
 from gmmgan_tf.mfa.model import MFA
 
@@ -28,6 +30,13 @@ def test_fit_mfa_on_images(images, method, iterations):
     assert np.all(np.isfinite(history))
     with pytest.raises(ValueError, match="method"):
         pipeline.fit_mfa_on_images(images, 3, 2, method="adam")
+
+
+def test_fit_mfa_from_config_uses_the_mfa_flags(images):
+    config = dataclasses.replace(Config(), mfa_components=2, mfa_factors=3, mfa_fit="sgd",
+                                 mfa_iterations=4, batch_size=50, mfa_init="ppca").validate()
+    model, history = pipeline.fit_mfa_from_config(config, images[:200])
+    assert (model.num_components, model.num_factors, len(history)) == (2, 3, 4)
 
 
 def test_write_figures(images, tmp_path):
@@ -54,3 +63,12 @@ def test_centre_block_mask_and_grid_errors(tmp_path):
     assert mask.sum() == 24 - 2 * 3 and not mask[1:3, 1:4].any()
     with pytest.raises(ValueError, match="cannot show"):
         plots.image_grid(np.zeros((3, 10)), (3, 3), str(tmp_path / "x.png"))
+
+
+@pytest.mark.parametrize("bad, flag", [
+    (dict(mfa_fit="adam"), "--mfa_fit"), (dict(mfa_factors=0), "--mfa_factors"),
+    (dict(mfa_fit="sgd", mfa_iterations=0), "--mfa_iterations"),
+    (dict(mfa_noise_floor=0.0), "--mfa_noise_floor")])
+def test_config_rejects_bad_mfa_options(bad, flag):
+    with pytest.raises(ConfigError, match=flag):
+        dataclasses.replace(Config(), **bad).validate()

@@ -1,6 +1,7 @@
 """Entry points for `--model=mfa`: fit an MFA on images, write the standard figures and numbers.
 
     model, history = fit_mfa_on_images(images, num_components=100, num_factors=10)
+    model, history = fit_mfa_from_config(config, images)  # the --mfa_* flags
     report = write_figures(model, train_images, out_dir, test_images=...)
 """
 from __future__ import annotations
@@ -35,6 +36,18 @@ def fit_mfa_on_images(images, num_components: int, num_factors: int, method: str
         history = mfa_fit.fit_sgd(model, images, iterations, batch_size, learning_rate, seed,
                                   callback=callback)
     return model, history
+
+
+def fit_mfa_from_config(config, images, callback: Callable[[int, float], None] | None = None
+                        ) -> tuple[MFA, list[float]]:
+    """fit_mfa_on_images with the --mfa_* flags of a Config (Adam uses --batch_size; EM sums its
+    statistics over batches of 1000)."""
+    return fit_mfa_on_images(
+        images, config.mfa_components, config.mfa_factors, method=config.mfa_fit,
+        iterations=config.mfa_iterations,
+        batch_size=config.batch_size if config.mfa_fit == "sgd" else 1000,
+        learning_rate=config.mfa_learning_rate, component_model=config.mfa_init,
+        noise_floor=config.mfa_noise_floor, seed=config.seed, callback=callback)
 
 
 def centre_block_mask(image_shape: tuple[int, ...], fraction: float = 0.5) -> np.ndarray:
