@@ -62,7 +62,7 @@ def test_em_m_step_matches_dense_single_factor_analyzer(data):
 def test_sgd_lowers_the_negative_log_likelihood(data):
     model = mfa_fit.init_mfa(data, 3, 2, component_model="ppca", seed=0)
     before = dense_mean_log_prob(model.parameters(), data)
-    losses = mfa_fit.fit(model, data, method="sgd", steps=150, batch_size=250,
+    losses = mfa_fit.fit(model, data, method="sgd", iterations=150, batch_size=250,
                          learning_rate=1e-2)
     after = dense_mean_log_prob(model.parameters(), data)
     assert after > before + 0.05
@@ -92,6 +92,6 @@ def test_bad_fit_input_errors_clearly(data):
         mfa_fit.init_mfa(bad, 2, 2)
     model = mfa_fit.init_mfa(data, 2, 2)
     with pytest.raises(ValueError, match="em"):
-        mfa_fit.fit(model, data, method="adam", steps=1)
+        mfa_fit.fit(model, data, method="adam", iterations=1)
     with pytest.raises(ValueError, match="component_model"):
         mfa_fit.init_mfa(data, 2, 2, component_model="pca")

@@ -200,10 +200,13 @@ def fit_sgd(model: MFA, images, steps: int, batch_size: int = 256, learning_rate
     return losses
 
 
-def fit(model: MFA, images, method: str = "em", **kwargs) -> list[float]:
-    """fit_em(model, images, iterations, ...) or fit_sgd(model, images, steps, ...)."""
+def fit(model: MFA, images, method: str = "em", iterations: int = 20,
+        batch_size: int | None = None, learning_rate: float = 1e-3, seed: int = 0,
+        callback: Callable[[int, float], None] | None = None) -> list[float]:
+    """`iterations` EM iterations (method="em", batches of 1000 by default) or Adam steps
+    (method="sgd", batches of 256 by default); returns fit_em's or fit_sgd's history."""
     if method == "em":
-        return fit_em(model, images, **kwargs)
+        return fit_em(model, images, iterations, batch_size or 1000, callback)
     if method == "sgd":
-        return fit_sgd(model, images, **kwargs)
+        return fit_sgd(model, images, iterations, batch_size or 256, learning_rate, seed, callback)
     raise ValueError(f"MFA fit method must be one of {FIT_METHODS}, got {method!r}")

@@ -18,7 +18,7 @@ from gmmgan_tf.mfa.model import DEFAULT_NOISE_FLOOR, MFA
 
 
 def fit_mfa_on_images(images, num_components: int, num_factors: int, method: str = "em",
-                      iterations: int = 20, batch_size: int = 1000,
+                      iterations: int = 20, batch_size: int | None = None,
                       learning_rate: float = 1e-3, component_model: str = "fa",
                       noise_floor: float = DEFAULT_NOISE_FLOOR, seed: int = 0,
                       callback: Callable[[int, float], None] | None = None
@@ -30,11 +30,8 @@ def fit_mfa_on_images(images, num_components: int, num_factors: int, method: str
         raise ValueError(f"MFA fit method must be one of {mfa_fit.FIT_METHODS}, got {method!r}")
     model = mfa_fit.init_mfa(images, num_components, num_factors, component_model,
                              noise_floor=noise_floor, seed=seed)
-    if method == "em":
-        history = mfa_fit.fit_em(model, images, iterations, batch_size, callback=callback)
-    else:
-        history = mfa_fit.fit_sgd(model, images, iterations, batch_size, learning_rate, seed,
-                                  callback=callback)
+    history = mfa_fit.fit(model, images, method, iterations, batch_size, learning_rate, seed,
+                          callback)
     return model, history
 
 
@@ -45,7 +42,7 @@ def fit_mfa_from_config(config, images, callback: Callable[[int, float], None] |
     return fit_mfa_on_images(
         images, config.mfa_components, config.mfa_factors, method=config.mfa_fit,
         iterations=config.mfa_iterations,
-        batch_size=config.batch_size if config.mfa_fit == "sgd" else 1000,
+        batch_size=config.batch_size if config.mfa_fit == "sgd" else None,
         learning_rate=config.mfa_learning_rate, component_model=config.mfa_init,
         noise_floor=config.mfa_noise_floor, seed=config.seed, callback=callback)
 
