@@ -3,6 +3,7 @@ import itertools
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 from gmmgan_tf.metrics import fid as fid_lib
 
@@ -20,20 +21,30 @@ def closed_form_fid(mu1, s1, mu2, s2):
     return np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sum(np.sqrt(inner))
 
 
-def test_frechet_distance_matches_closed_form():
+def sqrtm_fid(mu1, s1, mu2, s2):
+    """The textbook form with scipy's general matrix square root."""
+    return (np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2)
+            - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2)).real)
+
+
+@pytest.mark.parametrize("method", ["eigh", "sqrtm"])
+def test_frechet_distance_matches_closed_form(method):
     rng = np.random.default_rng(0)
-    for d in (1, 3, 8):
+    for d in (1, 3, 8, 50):
         mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
         s1, s2 = random_spd(d, rng), random_spd(d, rng)
-        assert fid_lib.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(
-            closed_form_fid(mu1, s1, mu2, s2), rel=1e-8)
+        value = fid_lib.frechet_distance(mu1, s1, mu2, s2, method=method)
+        assert value == pytest.approx(closed_form_fid(mu1, s1, mu2, s2), rel=1e-8)
+        assert value == pytest.approx(sqrtm_fid(mu1, s1, mu2, s2), rel=1e-8)
 
 
-def test_diagonal_gaussians_give_sum_of_squared_std_differences():
+@pytest.mark.parametrize("method", ["eigh", "sqrtm"])
+def test_diagonal_gaussians_give_sum_of_squared_std_differences(method):
     mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
     v1, v2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 4.0, 1.0])
     expected = 1 + 4 + np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)
-    assert fid_lib.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected)
+    assert fid_lib.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2),
+                                    method=method) == pytest.approx(expected)
 
 
 def test_fid_of_samples_approaches_closed_form_and_grows_with_noise():
@@ -49,10 +60,12 @@ def test_fid_of_samples_approaches_closed_form_and_grows_with_noise():
     assert noisy[0] < noisy[1] < noisy[2]
 
 
-def test_fid_with_fewer_samples_than_dimensions_stays_finite():
+def test_fid_with_fewer_samples_than_dimensions_stays_finite_and_methods_agree():
     rng = np.random.default_rng(2)
-    value = fid_lib.fid(rng.normal(size=(10, 30)), rng.normal(size=(10, 30)))
+    a, b = rng.normal(size=(10, 30)), rng.normal(size=(10, 30))
+    value = fid_lib.fid(a, b)
     assert np.isfinite(value) and value > 0
+    assert fid_lib.fid(a, b, method="sqrtm") == pytest.approx(value, rel=1e-4)
 
 
 def test_inception_score_of_confident_balanced_predictions_is_the_class_count():
@@ -100,6 +113,7 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
     (lambda: fid_lib.fid(np.zeros((1, 3)), np.zeros((10, 3))), "N >= 2"),
     (lambda: fid_lib.inception_score(np.ones((4, 3))), "sum to 1"),
     (lambda: fid_lib.inception_score(np.eye(3), splits=5), "splits"),
+    (lambda: fid_lib.fid(np.eye(3), np.eye(3), method="svd"), "unknown FID method"),
 ])
 def test_bad_input_gets_a_clear_error(call, message):
     with pytest.raises(ValueError, match=message):

