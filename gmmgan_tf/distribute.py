@@ -1,6 +1,8 @@
 """tf.distribute strategy from the config."""
 from __future__ import annotations
 
+import tempfile
+
 import tensorflow as tf
 
 from gmmgan_tf.config import Config
@@ -23,3 +25,25 @@ def make_strategy(config: Config) -> tf.distribute.Strategy:
     if config.strategy == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process keeps the run's files: always, except on the non-chief workers of
+    a multi-worker run (the chief is task `chief`, or `worker` 0 when there is none)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    if resolver.task_type in (None, "chief"):
+        return True
+    return (resolver.task_type == "worker" and resolver.task_id == 0
+            and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_workdir(workdir: str, strategy: tf.distribute.Strategy) -> str:
+    """Where this process writes: `workdir` on the chief, a fresh scratch directory on the other
+    workers. Every worker must take part in saving checkpoints (saving may run collectives),
+    but only the chief's copy is kept (TF's multi-worker recipe); all workers resume from the
+    chief's checkpoints, so the workdir must be on a file system they share."""
+    if is_chief(strategy):
+        return workdir
+    return tempfile.mkdtemp(prefix="gmmgan-worker-")

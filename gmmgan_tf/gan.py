@@ -76,12 +76,15 @@ class GMMGAN(keras.Model):
         return list(self.trackers.values())
 
     # --- Algorithm 1 -------------------------------------------------------------------------
-    def train_step(self, real_images):
+    def train_step(self, data):
+        # `data`: real images, or (real images, eps [M, K, d]) to inject the noise (tests).
+        real_images, eps = data if isinstance(data, (tuple, list)) else (data, None)
         c = self.config
         groups = self.variable_groups()
         batch = tf.shape(real_images)[0]
         k, d = self.num_components, self.latent_dim
-        eps = keras.random.normal((batch, k, d), seed=self.noise_seed)
+        if eps is None:
+            eps = self.replica_noise((batch, k, d))
 
         with tf.GradientTape(persistent=True) as tape:
             # Lines 1-7: for every real x_i and component k, z_i^k = mu_k + sigma_k * eps and
@@ -99,6 +102,10 @@ class GMMGAN(keras.Model):
                 w = self.prior.responsibilities(z)  # analytic Pr(k|z), [M, K, K]
             else:
                 r = tf.fill((batch, k), 1.0 / k)
+            # The losses below see the global batch, not this replica's share.
+            real_d, fake_d, r = (self._global_batch(t) for t in (real_d, fake_d, r))
+            if self.pcm is not None:
+                fake_c, w = self._global_batch(fake_c), self._global_batch(w)
 
             # Line 8: L^adversarial (eq. 6); r carries C's gradient only with the literal
             # lines 12-13 (--pcm_adversarial_update).
@@ -113,13 +120,13 @@ class GMMGAN(keras.Model):
                                                          c.consistency)
                 # Line 10: L^{x^,x} (eq. 5).
                 xx_loss = losses.real_fake_consistency_loss(
-                    r, tf.reshape(tf.nn.softmax(fake_c), (batch, k, k)),
+                    r, tf.reshape(tf.nn.softmax(fake_c), (-1, k, k)),
                     c.real_fake_consistency)
                 # Not in the slides: IIC between C(x) and C(augmented x) on real images.
                 if self.augmenter is not None:
                     augmented = self.augmenter(real_images, training=True)
                     aug_loss = losses.augmentation_consistency_loss(
-                        r, tf.nn.softmax(self.pcm(augmented, training=True)))
+                        r, self._global_batch(tf.nn.softmax(self.pcm(augmented, training=True))))
                 else:
                     aug_loss = tf.constant(0.0)
             else:
@@ -161,7 +168,37 @@ class GMMGAN(keras.Model):
         for name, value in zip(LOSS_NAMES,
                                (d_loss, g_loss, xz_loss, xx_loss, aug_loss, div_loss)):
             self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        results = {name: t.result() for name, t in self.trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras 3 fit reduces multi-worker outputs over axis 0, which scalars lack
+            # (tensorflow/tensorflow#72388); every replica holds the same global-batch values.
+            results = {name: value[None] for name, value in results.items()}
+        return results
+
+    def replica_noise(self, shape) -> tf.Tensor:
+        """N(0, I) noise, different on every replica: the seed generator's state is mirrored
+        (the same on all replicas), so the replica id is folded into the seed."""
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.random.experimental.stateless_fold_in(self.noise_seed.next(), replica)
+        return tf.random.stateless_normal(shape, seed)
+
+    def _global_batch(self, x: tf.Tensor) -> tf.Tensor:
+        """This replica's per-example outputs -> the global batch's (concatenated in replica
+        order), so that batch statistics (eq. 6's sum_i r_ik, the IIC joints) are the global
+        batch's and every replica computes the same global losses. all_gather's gradient is
+        the replicas' summed gradients of the gathered slice, so with `_scale` the summed
+        gradients equal a single device's on the global batch. Not gathered: the mode-seeking
+        term pairs fakes within each replica's share."""
+        context = tf.distribute.get_replica_context()
+        if context.num_replicas_in_sync == 1:
+            return x
+
+        @tf.custom_gradient
+        def keep_shape(x):
+            # all_gather's gradient loses the static shape, which diag_part's gradient needs.
+            return tf.identity(x), lambda dy: tf.reshape(dy, tf.shape(x))
+
+        return context.all_gather(keep_shape(x), axis=0)
 
     def _scale(self, loss):
         """The one place where losses are scaled for distribution: each replica's mean loss is

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 BASE_CHANNELS = 64
@@ -35,13 +36,17 @@ class Generator(keras.Model):
         size, _, channels = image_shape
         seed, steps = upsampling_plan(size)
         top = _channels(width_multiplier, steps - 1)
-        stack = [layers.Dense(seed * seed * top, use_bias=False),
-                 layers.BatchNormalization(momentum=bn_momentum), layers.ReLU(),
+        # Built under a multi-replica strategy, BatchNorm takes its statistics over the global
+        # batch, so that a step on R replicas equals a step on one device.
+        synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
+        norm = lambda: layers.BatchNormalization(momentum=bn_momentum,  # noqa: E731
+                                                 synchronized=synchronized)
+        stack = [layers.Dense(seed * seed * top, use_bias=False), norm(), layers.ReLU(),
                  layers.Reshape((seed, seed, top))]
         for level in reversed(range(steps - 1)):
             stack += [layers.Conv2DTranspose(_channels(width_multiplier, level), 4, strides=2,
                                              padding="same", use_bias=False),
-                      layers.BatchNormalization(momentum=bn_momentum), layers.ReLU()]
+                      norm(), layers.ReLU()]
         stack.append(layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
                                             activation="tanh"))
         self.net = keras.Sequential(stack, name="generator_stack")

@@ -43,6 +43,8 @@ class MixturePrior(keras.layers.Layer):
         self.mixture_logits = self.add_weight(
             name="mixture_logits", shape=(num_components,), initializer="zeros",
             trainable=trainable_params and learn_mixture_logits)
+        # The weights exist now; Keras' fit under a tf.distribute strategy refuses unbuilt layers.
+        self.built = True
 
     @classmethod
     def standard_normal(cls, latent_dim: int) -> "MixturePrior":

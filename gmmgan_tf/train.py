@@ -1,7 +1,9 @@
 """The training loop: Keras `fit` with checkpoints, TensorBoard, evaluation and a NaN guard."""
 from __future__ import annotations
 
+import dataclasses
 import math
+import shutil
 import sys
 import time
 
@@ -13,7 +15,7 @@ from gmmgan_tf import data as data_lib
 from gmmgan_tf import evaluation, images, workdir as wd
 from gmmgan_tf.config import Config, check_workdir_writable
 from gmmgan_tf.errors import TrainingDiverged
-from gmmgan_tf.distribute import make_strategy
+from gmmgan_tf.distribute import make_strategy, worker_workdir
 from gmmgan_tf.gan import GMMGAN
 
 
@@ -87,7 +89,10 @@ def train_and_evaluate(config: Config) -> dict:
           f"{bundle.image_shape}, {len(bundle.test_images)} held out; training class counts "
           f"{np.bincount(bundle.train_labels, minlength=bundle.num_classes).tolist()}", flush=True)
     model = build_model(config, bundle.image_shape, strategy)
-    checkpointer = wd.Checkpointer(model, config.workdir)
+    # Non-chief workers of a multi-worker run write everything to scratch (see worker_workdir).
+    shared_workdir = config.workdir
+    config = dataclasses.replace(config, workdir=worker_workdir(config.workdir, strategy))
+    checkpointer = wd.Checkpointer(model, config.workdir, restore_from=shared_workdir)
     initial_epoch = checkpointer.restore_latest()
     if initial_epoch:
         print(f"Resuming {config.workdir} after epoch {initial_epoch}.", flush=True)
@@ -112,6 +117,8 @@ def train_and_evaluate(config: Config) -> dict:
     metrics = finalize(model, bundle, config)
     metrics["train_seconds_this_session"] = round(time.time() - start, 1)
     wd.write_json(wd.path(config.workdir, "metrics.json"), metrics)
+    if config.workdir != shared_workdir:
+        shutil.rmtree(config.workdir, ignore_errors=True)
     return metrics
 
 

@@ -72,7 +72,10 @@ def write_json(file: str, obj) -> None:
 class Checkpointer:
     """Model + optimizers + the number of completed epochs."""
 
-    def __init__(self, model, workdir: str, max_to_keep: int = 3):
+    def __init__(self, model, workdir: str, max_to_keep: int = 3, restore_from: str = ""):
+        """Saves under <workdir>/checkpoints and resumes from <restore_from or workdir>/checkpoints
+        (a non-chief worker saves to scratch and resumes from the chief's)."""
+        self.restore_dir = path(restore_from or workdir, "checkpoints")
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(model=model, epoch=self.epoch,
                                               **getattr(model, "optimizers", {}))
@@ -81,7 +84,7 @@ class Checkpointer:
 
     def restore_latest(self) -> int:
         """Restores the newest checkpoint if any; returns the number of completed epochs."""
-        latest = self.manager.latest_checkpoint
+        latest = tf.train.latest_checkpoint(self.restore_dir)
         if latest:
             self.checkpoint.restore(latest).expect_partial()
         return int(self.epoch.numpy())
