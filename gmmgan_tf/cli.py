@@ -44,13 +44,17 @@ def dispatch(config: Config) -> None:
 
     check_available(config)  # seconds, not TFDS's minutes of retries, when data is missing
     if config.mode == "train":
-        from gmmgan_tf.train import train_and_evaluate
+        from gmmgan_tf.evaluation import headline
+
+        if config.model == "mfa":
+            from gmmgan_tf.mfa.train import train_mfa as train_and_evaluate
+        else:
+            from gmmgan_tf.train import train_and_evaluate
 
         metrics = train_and_evaluate(config)
         print(f"Done. Results in {config.workdir}: samples.png, metrics.json, checkpoints/, "
               f"tensorboard/ (tensorboard --logdir={config.workdir}).")
-        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in metrics.items()))
+        print(headline(metrics))
     else:
         from gmmgan_tf import modes
 

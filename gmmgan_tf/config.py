@@ -13,8 +13,9 @@ from typing import Any
 
 from gmmgan_tf.errors import ConfigError
 
-MODES = ("train", "evaluate", "sample", "interpolate", "export")
-MODELS = ("gmmgan", "gmm", "gaussian")
+MODES = ("train", "evaluate", "sample", "interpolate", "export",
+         "mfa_figures", "mfa_pix2pix")  # the last two: --model=mfa workdirs (mfa/train.py)
+MODELS = ("gmmgan", "gmm", "gaussian", "mfa")
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "oxford_flowers102")
 BUILTIN_DATASETS = ("mnist_5k",) + TFDS_DATASETS
 # Sizes the DCGAN networks can make: a 4x4 (or 7x7) seed doubled by stride-2 layers.
@@ -53,7 +54,8 @@ class Config:
     # --- model -------------------------------------------------------------------------------
     model: str = _field(
         "gmmgan", "gmmgan: GMM prior + PCM (proposed) | gmm: GMM prior, no PCM | "
-        "gaussian: N(0, I) prior (vanilla DCGAN).", MODELS)
+        "gaussian: N(0, I) prior (vanilla DCGAN) | mfa: mixture of factor analyzers on pixels "
+        "(--mfa_* flags).", MODELS)
     num_components: int = _field(10, "K, the number of Gaussians in the latent mixture.")
     latent_dim: int = _field(32, "d, the latent dimension.")
     prior_mean_init_std: float = _field(
@@ -109,7 +111,15 @@ class Config:
 
     # --- evaluation --------------------------------------------------------------------------
     eval_every: int = _field(1, "Evaluate (and log) every N epochs; 0 = only at the end.")
-    eval_samples: int = _field(1000, "Generated images per evaluation.")
+    eval_samples: int = _field(
+        1000, "Generated images per evaluation during training (--mode=evaluate and the final "
+        "metrics use --ndb_samples).")
+    eval_quality: bool = _field(
+        True, "Also compute sample quality (NDB/K, domain IS/FID/KID, mode coverage, sharpness) "
+        "when evaluating; the first use trains and caches the data set's domain classifier.")
+    compare: str = _field(
+        "", "--mode=evaluate: comma-separated workdirs to compare side by side (table + plots "
+        "written under --workdir).")
     sample_rows: int = _field(10, "Images per component row in samples.png.")
 
     # --- evaluation metrics (gmmgan_tf/metrics/) ---------------------------------------------
@@ -139,6 +149,9 @@ class Config:
                            ("fa", "ppca"))
     mfa_noise_floor: float = _field(1e-4, "MFA: floor on the noise variances D (pixels in [-1, 1]).")
     mfa_learning_rate: float = _field(1e-3, "MFA: Adam learning rate for --mfa_fit=sgd.")
+    pix2pix_epochs: int = _field(5, "--mode=mfa_pix2pix: epochs over the (MFA reconstruction, "
+                                 "real) training pairs.")
+    pix2pix_l1_weight: float = _field(100.0, "--mode=mfa_pix2pix: lambda of the L1 term.")
 
     # --- export and serving (gmmgan_tf/export.py) --------------------------------------------
     export_dir: str = _field(
@@ -208,6 +221,10 @@ class Config:
             _check(getattr(self, name) >= 1, name, f"must be >= 1 (got {getattr(self, name)})")
         _check(self.mfa_iterations >= (1 if self.mfa_fit == "sgd" else 0), "mfa_iterations",
                f"must be >= 0 for em, >= 1 for sgd (got {self.mfa_iterations})")
+        _check(self.pix2pix_epochs >= 0, "pix2pix_epochs",
+               f"must be >= 0 (got {self.pix2pix_epochs})")
+        _check(self.pix2pix_l1_weight >= 0, "pix2pix_l1_weight",
+               f"must be >= 0 (got {self.pix2pix_l1_weight})")
         for name in ("mfa_noise_floor", "mfa_learning_rate"):
             _check(getattr(self, name) > 0, name, f"must be > 0 (got {getattr(self, name)})")
         for name, value in dataclasses.asdict(self).items():

@@ -1,21 +1,78 @@
 """The non-training modes; each reads a trained workdir and writes files under it."""
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+
 import numpy as np
 
 from gmmgan_tf import evaluation, images, workdir as wd
-from gmmgan_tf.config import Config, ConfigError
+from gmmgan_tf.config import Config, ConfigError, check_workdir_writable
+from gmmgan_tf.metrics import plots, report
 
 INTERPOLATION_STEPS = 10
 
 
+# Options of the evaluating command (not of the trained run) that evaluation obeys.
+EVALUATION_OPTIONS = ("eval_samples", "eval_quality", "ndb_bins", "ndb_samples", "ndb_whitening",
+                      "ndb_significance", "ndb_z_threshold", "inception_weights",
+                      "metrics_cache_dir", "seed")
+
+
 def evaluate(config: Config) -> None:
-    _, bundle, model = wd.load_trained_model(config.workdir, mode=config.mode)
-    scores = evaluation.evaluate(model, bundle, config.eval_samples, config.seed)
-    out = wd.path(config.workdir, "eval", "metrics.json")
-    wd.write_json(out, scores)
-    print(f"Wrote {out}")
-    print(" ".join(f"{k}={v:.4g}" for k, v in scores.items()))
+    """W/eval/metrics.json and plots; with --compare, a table and plots over several runs."""
+    if config.compare:
+        return compare(config)
+    scores = evaluate_workdir(config.workdir, config)
+    print(f"Wrote {wd.path(config.workdir, 'eval')}/: metrics.json, ndb_bins.png, "
+          "class_histogram.png")
+    print(evaluation.headline(scores))
+
+
+def evaluate_workdir(workdir: str, config: Config) -> dict:
+    if _is_mfa_run(workdir):
+        from gmmgan_tf.mfa import train as mfa_train
+
+        mfa_train.evaluate(dataclasses.replace(config, workdir=workdir))
+        with open(wd.path(workdir, "eval", "metrics.json")) as f:
+            return json.load(f)
+    overrides = {name: getattr(config, name) for name in EVALUATION_OPTIONS}
+    trained, bundle, model = wd.load_trained_model(workdir, mode="evaluate", **overrides)
+    scores = evaluation.evaluate(model, bundle, trained, trained.ndb_samples, progress=True)
+    wd.write_json(wd.path(workdir, "eval", "metrics.json"), scores)
+    _plots([(os.path.basename(os.path.normpath(workdir)), scores)],
+           wd.path(workdir, "eval"), bundle.train_labels, bundle.num_classes)
+    return scores
+
+
+def compare(config: Config) -> None:
+    """Evaluates each run of --compare (reusing its eval/metrics.json when present) and writes
+    comparison.md and plots under --workdir."""
+    check_workdir_writable(config.workdir)
+    runs = []
+    for workdir in [w.strip() for w in config.compare.split(",") if w.strip()]:
+        saved = wd.path(workdir, "eval", "metrics.json")
+        if os.path.exists(saved):
+            with open(saved) as f:
+                scores = json.load(f)
+        else:
+            scores = evaluate_workdir(workdir, config)
+        runs.append((os.path.basename(os.path.normpath(workdir)), scores))
+    table = plots.compare_table([(name, report.scalars(s)) for name, s in runs])
+    images.atomic_write_bytes(wd.path(config.workdir, "comparison.md"), table.encode())
+    _plots(runs, config.workdir)
+    print(table)
+    print(f"Wrote {config.workdir}/comparison.md and plots")
+
+
+def _plots(runs, out_dir: str, train_labels=None, num_classes: int = 0) -> None:
+    if any("ndb_proportions" in s for _, s in runs):
+        plots.plot_ndb_bins(runs, os.path.join(out_dir, "ndb_bins.png"))
+    if any("coverage_shares" in s for _, s in runs):
+        training = (np.bincount(train_labels, minlength=num_classes) / len(train_labels)
+                    if train_labels is not None else None)
+        plots.plot_class_histogram(runs, os.path.join(out_dir, "class_histogram.png"), training)
 
 
 def sample(config: Config) -> None:
@@ -58,11 +115,21 @@ def interpolate(config: Config) -> None:
         print(f"Wrote {out}")
 
 
+def _is_mfa_run(workdir: str) -> bool:
+    return (wd.load_saved_config_dict(workdir) or {}).get("model") == "mfa"
+
+
 def run(config: Config) -> None:
     from gmmgan_tf.export import export
+    from gmmgan_tf.mfa import train as mfa_train
 
     handlers = {"evaluate": evaluate, "sample": sample, "interpolate": interpolate,
-                "export": export}
+                "export": export, "mfa_figures": mfa_train.figures,
+                "mfa_pix2pix": mfa_train.run_pix2pix}
+    if _is_mfa_run(config.workdir) and config.mode in ("sample", "interpolate", "export"):
+        raise ConfigError(f"--mode={config.mode}: {config.workdir!r} holds an MFA; use "
+                          "--mode=mfa_figures (samples, outliers, in-painting, components) or "
+                          "--mode=evaluate")
     if config.mode not in handlers:
         raise ConfigError(f"--mode: {config.mode!r} is not available in this build; "
                           f"use one of {sorted(handlers) + ['train']}")
