@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from gmmgan_tf.config import Config
 from gmmgan_tf.data import DataBundle
-from gmmgan_tf.metrics import clustering
+from gmmgan_tf.metrics import clustering, report
+from gmmgan_tf.metrics.domain_classifier import load_or_train
+from gmmgan_tf.metrics.inception import InceptionExtractor
+from gmmgan_tf.metrics.ndb import cached_ndb
 
 
 def pcm_scores(model, data: DataBundle, num_fakes: int, seed: int = 0) -> dict[str, float]:
@@ -56,9 +60,43 @@ def _mean_pairwise_distance(x: np.ndarray) -> float:
     return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
 
 
-def evaluate(model, data: DataBundle, num_fakes: int, seed: int = 0) -> dict[str, float]:
+def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
+                   progress: bool = False) -> dict:
+    """NDB/K and JS, domain IS/FID/KID, mode coverage and sharpness of `num_fakes` samples (and of
+    the held-out real images, the `ref_` TEST row); Inception IS/FID with --inception_weights.
+    NDB bins and the domain classifier are cached per data set under --metrics_cache_dir."""
+    cache = report.default_cache_dir(config.metrics_cache_dir)
+    ndb = cached_ndb(cache, data.name, data.train_images, config.ndb_bins, config.ndb_whitening)
+    classifier = load_or_train(cache, data.name, data.train_images, data.train_labels,
+                               data.test_images, data.test_labels, data.num_classes)
+    inception = (InceptionExtractor(config.inception_weights) if config.inception_weights
+                 else None)
+    per_component = -(-num_fakes // model.num_components)
+    fakes, _ = model.sample(per_component, seed=config.seed)
+    return report.evaluate_samples(
+        data.train_images, data.test_images, fakes[:num_fakes], ndb=ndb, classifier=classifier,
+        train_labels=data.train_labels, inception=inception,
+        ndb_significance=config.ndb_significance,
+        ndb_z_threshold=config.ndb_z_threshold or None, seed=config.seed, progress=progress)
+
+
+def evaluate(model, data: DataBundle, config: Config, num_fakes: int,
+             progress: bool = False) -> dict:
+    """Every number of a trained model: PCM clustering, agreement and diversity (gmmgan), and
+    sample quality (with --eval_quality). Lists (per-bin, per-class) are kept for plots."""
     scores = {}
     if model.pcm is not None:
-        scores.update(pcm_scores(model, data, num_fakes, seed))
-        scores.update(within_component_diversity(model, data, seed=seed))
+        scores.update(pcm_scores(model, data, config.eval_samples, config.seed))
+        scores.update(within_component_diversity(model, data, seed=config.seed))
+    if config.eval_quality:
+        scores.update(sample_quality(model, data, config, num_fakes, progress))
     return scores
+
+
+HEADLINE = ("pcm_acc", "pcm_nmi", "pcm_ari", "agreement_identity", "pcm_clusters_used",
+            "diversity_ratio_min", "ndb_over_k", "domain_is", "domain_fid", "coverage_classes")
+
+
+def headline(scores: dict) -> str:
+    """The numbers worth a line in the log."""
+    return " ".join(f"{k}={scores[k]:.3g}" for k in HEADLINE if k in scores)

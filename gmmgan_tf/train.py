@@ -17,6 +17,7 @@ from gmmgan_tf.config import Config, check_workdir_writable
 from gmmgan_tf.errors import TrainingDiverged
 from gmmgan_tf.distribute import make_strategy, worker_workdir
 from gmmgan_tf.gan import GMMGAN
+from gmmgan_tf.metrics import report
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
@@ -56,12 +57,11 @@ class EpochEnd(keras.callbacks.Callback):
             tf.summary.image("samples_per_component", sample_grid(self.model, self.config)[None])
             every = self.config.eval_every
             if every and (epoch + 1) % every == 0:
-                scores = evaluation.evaluate(self.model, self.bundle, self.config.eval_samples,
-                                             self.config.seed)
+                scores = report.scalars(evaluation.evaluate(
+                    self.model, self.bundle, self.config, self.config.eval_samples))
                 for name, value in scores.items():
                     tf.summary.scalar(f"eval/{name}", value)
-                print(f"epoch {epoch + 1} eval: "
-                      + " ".join(f"{k}={v:.3f}" for k, v in scores.items()), flush=True)
+                print(f"epoch {epoch + 1} eval: {evaluation.headline(scores)}", flush=True)
         self.writer.flush()
 
 
@@ -128,5 +128,5 @@ def finalize(model, bundle, config: Config) -> dict:
     metrics = {"model": config.model, "dataset": config.dataset,
                "epochs": config.epochs, "steps_per_epoch": config.steps_per_epoch
                or len(bundle.train_images) // config.batch_size}
-    metrics.update(evaluation.evaluate(model, bundle, config.eval_samples, config.seed))
+    metrics.update(evaluation.evaluate(model, bundle, config, config.ndb_samples, progress=True))
     return metrics

@@ -23,7 +23,8 @@ from gmmgan_tf.images import atomic_write_bytes
 
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_OPTIONS = frozenset({
-    "mode", "workdir", "data_dir", "epochs", "eval_every", "eval_samples", "sample_rows",
+    "mode", "workdir", "data_dir", "epochs", "eval_every", "eval_samples", "eval_quality",
+    "compare", "sample_rows", "metrics_cache_dir", "inception_weights", "export_dir",
     "jit_compile", "strategy", "num_virtual_devices"})
 
 

@@ -59,11 +59,29 @@ def test_smoke_run_end_to_end_then_sample_and_interpolate(tmp_path):
     replay = main_py(f"--flagfile={workdir}/flags.cfg")
     assert replay.returncode == 0, replay.stderr[-2000:]
     assert "Resuming" in replay.stdout
-    for mode in ("sample", "interpolate", "evaluate"):
+    for mode in ("sample", "interpolate"):
         result = main_py(f"--mode={mode}", f"--workdir={workdir}")
         assert result.returncode == 0, (mode, result.stderr[-2000:])
     assert os.path.exists(os.path.join(workdir, "samples", "interpolate_3way.png"))
-    assert os.path.exists(os.path.join(workdir, "eval", "metrics.json"))
+
+
+def test_evaluate_writes_every_metric_and_compare_writes_a_table(tmp_path):
+    workdir, out = str(tmp_path / "run"), str(tmp_path / "cmp")
+    assert main_py("--flagfile=flags/smoke.cfg", f"--workdir={workdir}").returncode == 0
+    quality = ["--ndb_bins=10", "--ndb_samples=200", f"--metrics_cache_dir={tmp_path}/cache"]
+    result = main_py("--mode=evaluate", f"--workdir={workdir}", *quality)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.load(open(os.path.join(workdir, "eval", "metrics.json")))
+    for key in ("pcm_acc", "agreement_identity", "ndb_over_k", "ref_ndb_over_k", "domain_is",
+                "domain_fid", "coverage_classes", "sharpness", "domain_classifier_accuracy"):
+        assert key in metrics, key
+    assert metrics["domain_classifier_accuracy"] > 0.9
+    for plot in ("ndb_bins.png", "class_histogram.png"):
+        assert os.path.exists(os.path.join(workdir, "eval", plot)), plot
+    result = main_py("--mode=evaluate", f"--compare={workdir},{workdir}", f"--workdir={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = open(os.path.join(out, "comparison.md")).read()
+    assert "NDB/K" in table and table.count("| run |") == 1
 
 
 def test_a_workdir_refuses_a_different_run(tmp_path):
