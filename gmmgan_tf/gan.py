@@ -91,14 +91,14 @@ class GMMGAN(keras.Model):
             # x^_i^k = G(z_i^k), all M*K fakes in one generator call; classify x_i and x^_i^k.
             z = self.prior.reparameterize(eps)  # [M, K, d]
             fakes = self.generator(tf.reshape(z, (-1, d)), training=True)
-            real_d = self.discriminator(real_images, training=True)
-            fake_d = tf.reshape(self.discriminator(fakes, training=True), (batch, k, -1))
+            real_d, real_c = self._classify(real_images)
+            fake_d, fake_c = self._classify(fakes)  # fake_c: [M*K, K] logits
+            fake_d = tf.reshape(fake_d, (batch, k, -1))
             # Head k judges the fakes of component k; a single head judges them all.
             fake_d = tf.linalg.diag_part(fake_d) if self.per_component_heads else fake_d[..., 0]
             if self.pcm is not None:
-                real_c = self.pcm(real_images, training=True)
-                fake_c = self.pcm(fakes, training=True)  # [M*K, K] logits
                 r = tf.nn.softmax(real_c)
+                xx_fake_probs = self._real_fake_consistency_inputs(fakes, r)
                 w = self.prior.responsibilities(z)  # analytic Pr(k|z), [M, K, K]
             else:
                 r = tf.fill((batch, k), 1.0 / k)
@@ -119,9 +119,8 @@ class GMMGAN(keras.Model):
                 xz_loss = losses.latent_consistency_loss(tf.reshape(w, (-1, k)), fake_c,
                                                          c.consistency)
                 # Line 10: L^{x^,x} (eq. 5).
-                xx_loss = losses.real_fake_consistency_loss(
-                    r, tf.reshape(tf.nn.softmax(fake_c), (-1, k, k)),
-                    c.real_fake_consistency)
+                xx_loss = losses.real_fake_consistency_loss(r, xx_fake_probs,
+                                                            c.real_fake_consistency)
                 # Not in the slides: IIC between C(x) and C(augmented x) on real images.
                 if self.augmenter is not None:
                     augmented = self.augmenter(real_images, training=True)
@@ -138,6 +137,7 @@ class GMMGAN(keras.Model):
             xz = self._scale(c.latent_consistency_weight * xz_loss)
             xx = self._scale(c.real_fake_consistency_weight * xx_loss
                              + c.real_augment_consistency_weight * aug_loss)
+            consistency = xx + xz  # lines 14-15 share one backward pass (below)
             # G optionally also takes L^{x^,z}, as InfoGAN's generator takes its code term,
             # and the mode-seeking diversity term.
             g_objective = adv_g + self._scale(c.diversity_weight * div_loss)
@@ -155,14 +155,15 @@ class GMMGAN(keras.Model):
         if self.pcm is None:
             self._apply("prior", g_grads[len(groups["g"]):])
         if self.pcm is not None:
-            c_grads = _sum_grads(
-                tape.gradient(xx, groups["c"]),  # line 14: C with L^{x^,x} (and L^{x,x'})
-                tape.gradient(adv_g, groups["c"]) if c.pcm_adversarial_update else None)
-            # Line 15: C and the prior (mu, sigma) with L^{x^,z}, through w(z) and z -> G -> C.
-            xz_grads = tape.gradient(xz, groups["c"] + groups["prior"])
+            # Lines 14-15 in one backward pass: L^{x^,x} (and L^{x,x'}) reaches C only, as it
+            # sees detached fakes; L^{x^,z} reaches C and the prior (mu, sigma) through w(z)
+            # and z -> G -> C.
+            consistency_grads = tape.gradient(consistency, groups["c"] + groups["prior"])
             n_c = len(groups["c"])
-            self._apply("c", _sum_grads(c_grads, xz_grads[:n_c]))
-            self._apply("prior", xz_grads[n_c:])
+            self._apply("c", _sum_grads(
+                consistency_grads[:n_c],
+                tape.gradient(adv_g, groups["c"]) if c.pcm_adversarial_update else None))
+            self._apply("prior", consistency_grads[n_c:])
         del tape
 
         for name, value in zip(LOSS_NAMES,
@@ -174,6 +175,35 @@ class GMMGAN(keras.Model):
             # (tensorflow/tensorflow#72388); every replica holds the same global-batch values.
             results = {name: value[None] for name, value in results.items()}
         return results
+
+    def _classify(self, images):
+        """D's logits and the PCM's logits (None without a PCM) of a batch of images; with
+        --shared_encoder the encoder runs once for both heads."""
+        if self.pcm is None:
+            return self.discriminator(images, training=True), None
+        if self.pcm.encoder is self.discriminator.encoder:
+            features = self.discriminator.encoder(images, training=True)
+            return self.discriminator.dense(features), self.pcm.dense(features)
+        return self.discriminator(images, training=True), self.pcm(images, training=True)
+
+    def _real_fake_consistency_inputs(self, fakes, r):
+        """C's probabilities [M, K, K] on the fakes that L^{x^,x} (eq. 5) reads, computed on
+        detached fakes: line 14 moves C only, never the prior through x^ = G(z), which lets
+        lines 14 and 15 share one backward pass. paired_mi reads, for each real x_i, only the
+        fake of component k_i = argmax_k r_ik: C runs on those M fakes alone and their
+        probabilities fill all K rows (the loss reads row k_i). marginal_kl reads all M*K."""
+        mode, k = self.config.real_fake_consistency, self.num_components
+        if mode == "none":
+            return None
+        if mode == "paired_mi":
+            chosen = tf.argmax(r, axis=-1)  # this replica's share of the loss's k_i
+            fakes = tf.gather(tf.reshape(fakes, (-1, k, *self.image_shape)), chosen, axis=1,
+                              batch_dims=1)
+        probs = self._global_batch(tf.nn.softmax(self.pcm(tf.stop_gradient(fakes),
+                                                          training=True)))
+        if mode == "paired_mi":
+            return tf.repeat(probs[:, None], k, axis=1)
+        return tf.reshape(probs, (-1, k, k))
 
     def replica_noise(self, shape) -> tf.Tensor:
         """N(0, I) noise, different on every replica: the seed generator's state is mirrored
