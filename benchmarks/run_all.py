@@ -24,7 +24,7 @@ SUITE = (
     ("serving_bench", ["--calls", "200"]),
     ("metrics_bench", []),
     ("mfa_bench", []),
-    ("distribute_bench", []),
+    ("distribute_bench", ["--steps", "5"]),
 )
 
 
