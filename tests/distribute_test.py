@@ -49,7 +49,9 @@ def test_two_replica_step_equals_one_device_step(mirrored_results, variant):
     out = mirrored_results[variant]
     assert out["replicas"] == 2
     assert out["max_update"] > 1e-4  # the step moved the weights
-    assert out["worst_relative_difference"] < 1e-4, out["worst_variable"]
+    # float32 all-reduce sums in another order than one device: differences of up to ~2e-4 of
+    # the largest update were seen; a missing all_gather gives 1.5e-2.
+    assert out["worst_relative_difference"] < 1e-3, out["worst_variable"]
 
 
 def test_the_replicas_draw_different_noise(mirrored_results):
@@ -142,6 +144,7 @@ def _equivalence(strategy, overrides: dict) -> dict:
     from conftest import tiny_config
     from gmmgan_tf.train import build_model
 
+    keras.utils.set_random_seed(0)
     config = tiny_config(batch_size=GLOBAL_BATCH, **overrides)
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (GLOBAL_BATCH, *IMAGE_SHAPE)).astype(np.float32)
