@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -25,8 +26,8 @@ def evaluate(config: Config) -> None:
     if config.compare:
         return compare(config)
     scores = evaluate_workdir(config.workdir, config)
-    print(f"Wrote {wd.path(config.workdir, 'eval')}/: metrics.json, ndb_bins.png, "
-          "class_histogram.png")
+    written = sorted(os.listdir(wd.path(config.workdir, "eval")))
+    print(f"Wrote {wd.path(config.workdir, 'eval')}/: {', '.join(written)}")
     print(evaluation.headline(scores))
 
 
@@ -39,7 +40,8 @@ def evaluate_workdir(workdir: str, config: Config) -> dict:
             return json.load(f)
     overrides = {name: getattr(config, name) for name in EVALUATION_OPTIONS}
     trained, bundle, model = wd.load_trained_model(workdir, mode="evaluate", **overrides)
-    scores = evaluation.evaluate(model, bundle, trained, trained.ndb_samples, progress=True)
+    scores = evaluation.evaluate(model, bundle, trained, trained.ndb_samples,
+                                   progress=sys.stdout.isatty())
     wd.write_json(wd.path(workdir, "eval", "metrics.json"), scores)
     _plots([(os.path.basename(os.path.normpath(workdir)), scores)],
            wd.path(workdir, "eval"), bundle.train_labels, bundle.num_classes)

@@ -128,5 +128,6 @@ def finalize(model, bundle, config: Config) -> dict:
     metrics = {"model": config.model, "dataset": config.dataset,
                "epochs": config.epochs, "steps_per_epoch": config.steps_per_epoch
                or len(bundle.train_images) // config.batch_size}
-    metrics.update(evaluation.evaluate(model, bundle, config, config.ndb_samples, progress=True))
+    metrics.update(evaluation.evaluate(model, bundle, config, config.ndb_samples,
+                                       progress=sys.stdout.isatty()))
     return metrics
