@@ -91,7 +91,9 @@ def init_mfa(images, num_components: int, num_factors: int, component_model: str
     return MFA(pi, mu, A, np.maximum(D, noise_floor), noise_floor=noise_floor)
 
 
-@tf.function(reduce_retracing=True)
+# One trace per shape: a shape-relaxed trace (reduce_retracing) mixed the component counts of
+# two models fitted in one process (batch dimensions [3,2,2] vs [4,2,2] in cholesky_solve).
+@tf.function
 def _e_step(x, center, log_pi, mu, A, D):
     """Sufficient statistics of one batch, on coordinates x - center (float32 cancellation)."""
     f = factorize(mu - center, A, D)

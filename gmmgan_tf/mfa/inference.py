@@ -59,7 +59,7 @@ def _observed_mask(model: MFA, mask, n: int) -> np.ndarray:
     return m.astype(np.float32)
 
 
-@tf.function(reduce_retracing=True)
+@tf.function
 def _observed_posterior(x, o, log_pi, mu, A, D):
     """For observed pixels o (0/1) of x: log pi_j + log N(x_o; mu_jo, Sigma_j,oo) [N, K] and
     E[z | x_o, j] [N, K, l].

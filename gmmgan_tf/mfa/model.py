@@ -172,7 +172,7 @@ class MFA(tf.Module):
             raise ValueError("MFA input has NaN or infinite values")
         return x
 
-    @tf.function(reduce_retracing=True)
+    @tf.function
     def _joint(self, x):
         log_n, _ = component_log_density(x, self.factors())
         return log_n + self.log_pi()
@@ -194,7 +194,7 @@ class MFA(tf.Module):
         Cov[z | x_n, j] = M_j^-1 [K, l, l]."""
         return self._latent_posterior(self.as_batch(x))
 
-    @tf.function(reduce_retracing=True)
+    @tf.function
     def _latent_posterior(self, x):
         f = self.factors()
         log_n, u = component_log_density(x, f)
