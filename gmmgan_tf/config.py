@@ -75,7 +75,8 @@ class Config:
     # --- losses ------------------------------------------------------------------------------
     gan_loss: str = _field(
         "non_saturating", "Generator side of eq. 6: non_saturating -log D(G(z)) or the literal "
-        "minimax log(1 - D(G(z))).", ("non_saturating", "minimax"))
+        "minimax log(1 - D(G(z))); wgan_gp: Wasserstein critic with gradient penalty "
+        "(--model=gaussian only).", ("non_saturating", "minimax", "wgan_gp"))
     consistency: str = _field(
         "mi+xent", "L^{x^,z} (eq. 4): mutual information (IIC), cross-entropy against Pr(k|z), "
         "or both.", ("mi", "xent", "mi+xent"))
@@ -213,6 +214,9 @@ class Config:
         _check(not (self.pcm_adversarial_update and self.discriminator_heads == "per_component"),
                "pcm_adversarial_update", "with per-component heads the generator side of eq. 6 "
                "does not depend on the PCM; add --discriminator_heads=single")
+        _check(self.gan_loss != "wgan_gp" or self.model == "gaussian", "gan_loss",
+               "wgan_gp is implemented for the Gaussian-latent baseline only; add "
+               "--model=gaussian or use non_saturating/minimax")
         _check(not (self.jit_compile and self.strategy != "default"), "jit_compile",
                "XLA does not work with a distribution strategy; drop --jit_compile or use "
                "--strategy=default")

@@ -110,10 +110,22 @@ class GMMGAN(keras.Model):
             # Line 8: L^adversarial (eq. 6); r carries C's gradient only with the literal
             # lines 12-13 (--pcm_adversarial_update).
             r_for_g = r if c.pcm_adversarial_update else tf.stop_gradient(r)
-            d_loss = losses.discriminator_loss(real_d, fake_d, tf.stop_gradient(r),
-                                               self.per_component_heads)
-            g_loss = losses.generator_loss(fake_d, r_for_g, self.per_component_heads,
-                                           non_saturating=c.gan_loss == "non_saturating")
+            if c.gan_loss == "wgan_gp":
+                # --model=gaussian only (config): one critic head and uniform r, so eq. 6's
+                # weights drop out. The penalty interpolates each real image with its first fake.
+                # One critic step a generator step (n_critic = 1, the simultaneous update of the
+                # other losses) rather than the paper's 5, so that every step costs the same.
+                first_fakes = tf.reshape(fakes, (batch, k, *self.image_shape))[:, 0]
+                penalty = losses.gradient_penalty(
+                    self.discriminator, real_images, tf.stop_gradient(first_fakes),
+                    self.replica_noise((batch, 1, 1, 1), tf.random.stateless_uniform))
+                d_loss = losses.wasserstein_critic_loss(real_d, fake_d, penalty)
+                g_loss = losses.wasserstein_generator_loss(fake_d)
+            else:
+                d_loss = losses.discriminator_loss(real_d, fake_d, tf.stop_gradient(r),
+                                                   self.per_component_heads)
+                g_loss = losses.generator_loss(fake_d, r_for_g, self.per_component_heads,
+                                               non_saturating=c.gan_loss == "non_saturating")
             if self.pcm is not None:
                 # Line 9: L^{x^,z} (eq. 4) over all M*K pairs (w(z_i^k), C(x^_i^k)).
                 xz_loss = losses.latent_consistency_loss(tf.reshape(w, (-1, k)), fake_c,
@@ -205,12 +217,13 @@ class GMMGAN(keras.Model):
             return tf.repeat(probs[:, None], k, axis=1)
         return tf.reshape(probs, (-1, k, k))
 
-    def replica_noise(self, shape) -> tf.Tensor:
-        """N(0, I) noise, different on every replica: the seed generator's state is mirrored
-        (the same on all replicas), so the replica id is folded into the seed."""
+    def replica_noise(self, shape, sampler=tf.random.stateless_normal) -> tf.Tensor:
+        """N(0, I) noise (or another stateless sampler's), different on every replica: the seed
+        generator's state is mirrored (the same on all replicas), so the replica id is folded
+        into the seed."""
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         seed = tf.random.experimental.stateless_fold_in(self.noise_seed.next(), replica)
-        return tf.random.stateless_normal(shape, seed)
+        return sampler(shape, seed)
 
     def _global_batch(self, x: tf.Tensor) -> tf.Tensor:
         """This replica's per-example outputs -> the global batch's (concatenated in replica

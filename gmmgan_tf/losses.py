@@ -140,3 +140,34 @@ def mode_seeking_loss(fakes: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
                                axis=list(range(2, fakes.shape.rank)))
     latent_gap = tf.reduce_mean(tf.abs(z - tf.roll(z, 1, axis=0)), axis=-1)
     return tf.reduce_mean(1.0 / (image_gap / latent_gap + 1e-5))
+
+
+# --- WGAN-GP (Gulrajani et al. 2017): --gan_loss=wgan_gp and the adversarial MFA ------------
+WGAN_GP_WEIGHT = 10.0
+
+
+def gradient_penalty(critic, real: tf.Tensor, fake: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
+    """E_n (|grad_xhat f(xhat_n)|_2 - 1)^2 with xhat = eps real + (1 - eps) fake.
+
+    eps [N, 1, ...] (one uniform draw an example, broadcast over its values). The inner tape
+    takes the gradient with respect to the interpolates; called under an outer tape, the result
+    stays differentiable in the critic's weights (a second-order gradient).
+    """
+    xhat = eps * real + (1.0 - eps) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(xhat)
+        score = critic(xhat, training=True)
+    grad = tape.gradient(score, xhat)
+    return tf.reduce_mean((tf.norm(tf.reshape(grad, [tf.shape(grad)[0], -1]), axis=1) - 1.0) ** 2)
+
+
+def wasserstein_critic_loss(real_scores: tf.Tensor, fake_scores: tf.Tensor, penalty: tf.Tensor,
+                            penalty_weight: float = WGAN_GP_WEIGHT) -> tf.Tensor:
+    """E f(fake) - E f(real) + lambda * penalty, which the critic f minimises (lambda = 10)."""
+    return (tf.reduce_mean(fake_scores) - tf.reduce_mean(real_scores)
+            + penalty_weight * penalty)
+
+
+def wasserstein_generator_loss(fake_scores: tf.Tensor) -> tf.Tensor:
+    """-E f(fake), which the generator minimises."""
+    return -tf.reduce_mean(fake_scores)

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
+from gmmgan_tf.errors import ConfigError
 from gmmgan_tf.gan import GMMGAN
 from gmmgan_tf.networks import build_networks
 
@@ -102,3 +103,11 @@ def test_networks_make_the_image_size_they_are_asked_for(size, channels):
     assert g(tf.zeros((2, 4))).shape == (2, size, size, channels)
     assert d(tf.zeros((2, size, size, channels))).shape == (2, 3)
     assert c(tf.zeros((2, size, size, channels))).shape == (2, 3)
+
+
+def test_wgan_gp_gaussian_step_trains_critic_and_generator():
+    model = make_model(model="gaussian", gan_loss="wgan_gp")
+    assert changed_groups(model, easy_batch()) == {"d", "g"}
+    assert np.isfinite(float(model.trackers["d_loss"].result()))
+    with pytest.raises(ConfigError, match="--gan_loss: wgan_gp .* --model=gaussian"):
+        tiny_config(model="gmmgan", gan_loss="wgan_gp")

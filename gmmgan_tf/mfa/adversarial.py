@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gmmgan_tf.losses import (gradient_penalty, wasserstein_critic_loss,
+                              wasserstein_generator_loss)
 from gmmgan_tf.mfa.model import MFA
 
 
@@ -46,16 +48,6 @@ def make_critic(dim: int, width: int = 256) -> keras.Model:
         keras.layers.Dense(1)])
 
 
-def gradient_penalty(critic, real: tf.Tensor, fake: tf.Tensor, eps: tf.Tensor) -> tf.Tensor:
-    """E (|grad_xhat f(xhat)|_2 - 1)^2, xhat = eps real + (1 - eps) fake; eps [N, 1]."""
-    xhat = eps * real + (1.0 - eps) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(xhat)
-        score = critic(xhat, training=True)
-    grad = tape.gradient(score, xhat)
-    return tf.reduce_mean((tf.norm(tf.reshape(grad, [tf.shape(grad)[0], -1]), axis=1) - 1.0) ** 2)
-
-
 class AdversarialMFA:
     """WGAN-GP training of an MFAGenerator: `n_critic` critic steps a generator step."""
 
@@ -82,9 +74,10 @@ class AdversarialMFA:
         fake = self.generator(n, self._next_seed())
         eps = tf.random.stateless_uniform([n, 1], seed=self._next_seed())
         with tf.GradientTape() as tape:
-            wasserstein = (tf.reduce_mean(self.critic(fake, training=True))
-                           - tf.reduce_mean(self.critic(real, training=True)))
-            loss = wasserstein + self.gp_weight * gradient_penalty(self.critic, real, fake, eps)
+            loss = wasserstein_critic_loss(self.critic(real, training=True),
+                                           self.critic(fake, training=True),
+                                           gradient_penalty(self.critic, real, fake, eps),
+                                           self.gp_weight)
         variables = self.critic.trainable_variables
         self.c_opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
@@ -93,8 +86,8 @@ class AdversarialMFA:
     def _generator_step(self, n):
         variables = [self.generator.mu, self.generator.A, self.generator.log_std]
         with tf.GradientTape() as tape:
-            loss = -tf.reduce_mean(self.critic(self.generator(n, self._next_seed()),
-                                               training=True))
+            loss = wasserstein_generator_loss(
+                self.critic(self.generator(n, self._next_seed()), training=True))
         self.g_opt.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
