@@ -166,7 +166,7 @@ class GMMGAN(keras.Model):
         self._apply("g", g_grads[:len(groups["g"])])
         if self.pcm is None:
             self._apply("prior", g_grads[len(groups["g"]):])
-        if self.pcm is not None:
+        else:
             # Lines 14-15 in one backward pass: L^{x^,x} (and L^{x,x'}) reaches C only, as it
             # sees detached fakes; L^{x^,z} reaches C and the prior (mu, sigma) through w(z)
             # and z -> G -> C.
