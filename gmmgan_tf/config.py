@@ -91,7 +91,8 @@ class Config:
         "and on a random augmentation of it (IIC on real data; not in the slides).")
     diversity_weight: float = _field(
         1.0, "Weight of the generator's mode-seeking term against collapse inside a component "
-        "(not in the slides; 0 turns it off).")
+        "(not in the slides; 0 turns it off: --model=gaussian --diversity_weight=0 is the vanilla "
+        "DCGAN baseline).")
     adversarial_weight: float = _field(1.0, "Weight of L^adversarial.")
     latent_consistency_weight: float = _field(1.0, "Weight of L^{x^,z} (eq. 4).")
     real_fake_consistency_weight: float = _field(1.0, "Weight of L^{x^,x} (eq. 5).")
