@@ -5,8 +5,11 @@ them.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from gmmgan_tf import data as data_lib
 from gmmgan_tf.config import Config
 from gmmgan_tf.data import DataBundle
 from gmmgan_tf.metrics import clustering, report
@@ -60,6 +63,15 @@ def _mean_pairwise_distance(x: np.ndarray) -> float:
     return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
 
 
+def _balanced(data: DataBundle, config: Config) -> DataBundle:
+    """The data the domain classifier learns from: for imbalanced_<name>, <name>'s whole training
+    set, so that every run on it, whatever its dominant class, is judged by one classifier that
+    saw the minority classes in full."""
+    if not data.name.startswith("imbalanced_"):
+        return data
+    return data_lib.load(dataclasses.replace(config, dataset=data.name[len("imbalanced_"):]))
+
+
 def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
                    progress: bool = False) -> dict:
     """NDB/K and JS, domain IS/FID/KID, mode coverage and sharpness of `num_fakes` samples (and of
@@ -67,8 +79,10 @@ def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
     NDB bins and the domain classifier are cached per data set under --metrics_cache_dir."""
     cache = report.default_cache_dir(config.metrics_cache_dir)
     ndb = cached_ndb(cache, data.name, data.train_images, config.ndb_bins, config.ndb_whitening)
-    classifier = load_or_train(cache, data.name, data.train_images, data.train_labels,
-                               data.test_images, data.test_labels, data.num_classes)
+    classifier_data = _balanced(data, config)
+    classifier = load_or_train(cache, classifier_data.name, classifier_data.train_images,
+                               classifier_data.train_labels, data.test_images, data.test_labels,
+                               data.num_classes)
     inception = (InceptionExtractor(config.inception_weights) if config.inception_weights
                  else None)
     per_component = -(-num_fakes // model.num_components)
