@@ -86,12 +86,18 @@ def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
     inception = (InceptionExtractor(config.inception_weights) if config.inception_weights
                  else None)
     per_component = -(-num_fakes // model.num_components)
-    fakes, _ = model.sample(per_component, seed=config.seed)
-    return report.evaluate_samples(
-        data.train_images, data.test_images, fakes[:num_fakes], ndb=ndb, classifier=classifier,
+    fakes, components = model.sample(per_component, seed=config.seed)
+    fakes, components = fakes[:num_fakes], components[:num_fakes]
+    scores = report.evaluate_samples(
+        data.train_images, data.test_images, fakes, ndb=ndb, classifier=classifier,
         train_labels=data.train_labels, inception=inception,
         ndb_significance=config.ndb_significance,
         ndb_z_threshold=config.ndb_z_threshold or None, seed=config.seed, progress=progress)
+    if model.config.uses_mixture_prior and model.num_components > 1:
+        classes = classifier.features_and_probabilities(fakes)[1].argmax(axis=1)
+        purity = clustering.component_purity(components, classes, data.num_classes)
+        scores.update({f"component_{k}": v for k, v in purity.items()})
+    return scores
 
 
 def evaluate(model, data: DataBundle, config: Config, num_fakes: int,
@@ -108,7 +114,8 @@ def evaluate(model, data: DataBundle, config: Config, num_fakes: int,
 
 
 HEADLINE = ("pcm_acc", "pcm_nmi", "pcm_ari", "agreement_identity", "pcm_clusters_used",
-            "diversity_ratio_min", "ndb_over_k", "domain_is", "domain_fid", "coverage_classes")
+            "diversity_ratio_min", "component_purity", "component_classes_generated",
+            "ndb_over_k", "domain_is", "domain_fid", "coverage_classes")
 
 
 def headline(scores: dict) -> str:

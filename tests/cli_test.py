@@ -73,7 +73,8 @@ def test_evaluate_writes_every_metric_and_compare_writes_a_table(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.load(open(os.path.join(workdir, "eval", "metrics.json")))
     for key in ("pcm_acc", "agreement_identity", "ndb_over_k", "ref_ndb_over_k", "domain_is",
-                "domain_fid", "coverage_classes", "sharpness", "domain_classifier_accuracy"):
+                "domain_fid", "coverage_classes", "sharpness", "domain_classifier_accuracy",
+                "component_purity", "component_classes_generated"):
         assert key in metrics, key
     assert metrics["domain_classifier_accuracy"] > 0.9
     for plot in ("ndb_bins.png", "class_histogram.png"):

@@ -52,3 +52,16 @@ def clusters_used(clusters: np.ndarray, num_clusters: int, min_share: float = 0.
     """How many clusters hold at least `min_share` of the images."""
     shares = np.bincount(np.asarray(clusters), minlength=num_clusters) / max(len(clusters), 1)
     return int(np.sum(shares >= min_share))
+
+
+def component_purity(components: np.ndarray, classes: np.ndarray, num_classes: int
+                     ) -> dict[str, float | int]:
+    """Are the generator's components real clusters? `classes`: a domain classifier's class of
+    each fake. purity: the fraction of fakes in their component's majority class (1 when every
+    component makes one class); classes_generated: how many classes are some component's
+    majority class (the number of classes the components stand for)."""
+    components, classes = np.asarray(components), np.asarray(classes)
+    counts = contingency(components, classes, components.max() + 1, num_classes)
+    used = counts.sum(axis=1) > 0
+    return {"purity": float(counts.max(axis=1).sum() / components.size),
+            "classes_generated": int(np.unique(counts[used].argmax(axis=1)).size)}
