@@ -63,7 +63,7 @@ def _mean_pairwise_distance(x: np.ndarray) -> float:
     return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
 
 
-def _balanced(data: DataBundle, config: Config) -> DataBundle:
+def classifier_data(data: DataBundle, config: Config) -> DataBundle:
     """The data the domain classifier learns from: for imbalanced_<name>, <name>'s whole training
     set, so that every run on it, whatever its dominant class, is judged by one classifier that
     saw the minority classes in full."""
@@ -79,9 +79,9 @@ def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
     NDB bins and the domain classifier are cached per data set under --metrics_cache_dir."""
     cache = report.default_cache_dir(config.metrics_cache_dir)
     ndb = cached_ndb(cache, data.name, data.train_images, config.ndb_bins, config.ndb_whitening)
-    classifier_data = _balanced(data, config)
-    classifier = load_or_train(cache, classifier_data.name, classifier_data.train_images,
-                               classifier_data.train_labels, data.test_images, data.test_labels,
+    reference = classifier_data(data, config)
+    classifier = load_or_train(cache, reference.name, reference.train_images,
+                               reference.train_labels, data.test_images, data.test_labels,
                                data.num_classes)
     inception = (InceptionExtractor(config.inception_weights) if config.inception_weights
                  else None)

@@ -297,15 +297,15 @@ def test_imbalanced_total_spreads_minor_count_over_the_other_classes():
 
 
 def test_imbalanced_runs_share_the_balanced_domain_classifier_data():
-    from gmmgan_tf.evaluation import _balanced
+    from gmmgan_tf.evaluation import classifier_data
 
     config = _config(dataset="imbalanced_mnist_5k", dominant_class=4)
     imbalanced = data.load(config)
-    balanced = _balanced(imbalanced, config)
+    balanced = classifier_data(imbalanced, config)
     assert balanced.name == "mnist_5k" and len(balanced.train_images) == 4000
     assert len(imbalanced.train_images) < len(balanced.train_images)
     plain = data.load(_config(dataset="mnist_5k"))
-    assert _balanced(plain, _config(dataset="mnist_5k")) is plain
+    assert classifier_data(plain, _config(dataset="mnist_5k")) is plain
 
 
 def test_imbalanced_per_class_and_seed():
