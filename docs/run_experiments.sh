@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The runs behind docs/RESULTS.md §2-§5 (and the DCGAN / WGAN-GP rows of docs/MFA.md), in two
+# lanes of one TensorFlow thread each (on 2 cores about as fast as one lane of two threads).
+# A run whose metrics.json exists is skipped, so the script resumes after an interruption.
+# Then: .venv/bin/python docs/make_report.py runs/s2
+# About 75 minutes a lane on 2 CPU cores.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/s2}
+mkdir -p "$OUT"
+export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
+
+run() {  # run <name> <flags...>: trains into $OUT/<name>, log in $OUT/<name>.log
+  local name=$1; shift
+  [ -f "$OUT/$name/metrics.json" ] && return
+  echo "$(date +%T) start $name"
+  .venv/bin/python main.py "$@" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1
+  echo "$(date +%T) end $name rc=$?"
+}
+
+ndb_bins() {  # ndb_bins <name> <bins>: re-evaluates a run's NDB/K with other bins
+  [ -f "$OUT/$1/eval/metrics_ndb$2.json" ] && return
+  .venv/bin/python main.py --mode=evaluate --workdir="$OUT/$1" --ndb_bins="$2" \
+    > "$OUT/$1_ndb$2.log" 2>&1 && cp "$OUT/$1/eval/metrics.json" "$OUT/$1/eval/metrics_ndb$2.json"
+}
+
+lane_a() {  # issue 10 (the 30-minute recipe, seeds) and the ablations of §5
+  run mnist_5k_seed0 --flagfile=flags/mnist_5k.cfg
+  run quick_seed1 --flagfile=flags/quick.cfg --seed=1
+  run quick_seed2 --flagfile=flags/quick.cfg --seed=2
+  run abl_cons_mi --flagfile=flags/quick.cfg --consistency=mi
+  run abl_cons_xent --flagfile=flags/quick.cfg --consistency=xent
+  run abl_rf_marginal --flagfile=flags/quick.cfg --real_fake_consistency=marginal_kl
+  run abl_rf_none --flagfile=flags/quick.cfg --real_fake_consistency=none
+  run abl_shared --flagfile=flags/quick.cfg --shared_encoder
+  run abl_k5 --flagfile=flags/quick.cfg --num_components=5
+  run abl_k20 --flagfile=flags/quick.cfg --num_components=20
+}
+
+lane_b() {  # baselines, compression (§3), WGAN-GP, imbalanced (§4)
+  run gaussian --flagfile=flags/quick.cfg --model=gaussian --diversity_weight=0
+  run gmm --flagfile=flags/quick.cfg --model=gmm
+  run comp_w075 --flagfile=flags/quick.cfg --width_multiplier=0.75
+  run comp_w05 --flagfile=flags/quick.cfg --width_multiplier=0.5
+  run comp_w035 --flagfile=flags/quick.cfg --width_multiplier=0.35
+  run wgan_gp --flagfile=flags/quick.cfg --model=gaussian --gan_loss=wgan_gp --diversity_weight=0
+  for d in 0 3 7; do
+    run "imb${d}_gaussian" --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d \
+      --model=gaussian --diversity_weight=0
+    run "imb${d}_gmm" --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d --model=gmm
+    run "imb${d}_gmmgan" --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d
+  done
+  run quick_seed0 --flagfile=flags/quick.cfg --seed=0
+  for bins in 200 300; do ndb_bins gaussian $bins; ndb_bins wgan_gp $bins; done
+}
+
+lane_a > "$OUT/lane_a.out" 2>&1 &
+lane_b > "$OUT/lane_b.out" 2>&1 &
+wait
