@@ -13,8 +13,8 @@ from typing import Any
 
 from gmmgan_tf.errors import ConfigError
 
-MODES = ("train", "evaluate", "sample", "interpolate", "export",
-         "mfa_figures", "mfa_pix2pix")  # the last two: --model=mfa workdirs (mfa/train.py)
+MODES = ("train", "evaluate", "sample", "interpolate", "export", "mfa_figures", "mfa_pix2pix",
+         "mfa_adversarial")  # the last three: --model=mfa workdirs (mfa/train.py)
 MODELS = ("gmmgan", "gmm", "gaussian", "mfa")
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "oxford_flowers102")
 BUILTIN_DATASETS = ("mnist_5k",) + TFDS_DATASETS
@@ -155,6 +155,8 @@ class Config:
     pix2pix_epochs: int = _field(5, "--mode=mfa_pix2pix: epochs over the (MFA reconstruction, "
                                  "real) training pairs.")
     pix2pix_l1_weight: float = _field(100.0, "--mode=mfa_pix2pix: lambda of the L1 term.")
+    adversarial_steps: int = _field(2000, "--mode=mfa_adversarial: generator steps of the WGAN-GP "
+                                    "fine-tuning of the fitted MFA.")
 
     # --- export and serving (gmmgan_tf/export.py) --------------------------------------------
     export_dir: str = _field(
@@ -231,6 +233,8 @@ class Config:
                f"must be >= 0 (got {self.pix2pix_epochs})")
         _check(self.pix2pix_l1_weight >= 0, "pix2pix_l1_weight",
                f"must be >= 0 (got {self.pix2pix_l1_weight})")
+        _check(self.adversarial_steps >= 1, "adversarial_steps",
+               f"must be >= 1 (got {self.adversarial_steps})")
         for name in ("mfa_noise_floor", "mfa_learning_rate"):
             _check(getattr(self, name) > 0, name, f"must be > 0 (got {getattr(self, name)})")
         for name, value in dataclasses.asdict(self).items():

@@ -127,11 +127,11 @@ def run(config: Config) -> None:
 
     handlers = {"evaluate": evaluate, "sample": sample, "interpolate": interpolate,
                 "export": export, "mfa_figures": mfa_train.figures,
-                "mfa_pix2pix": mfa_train.run_pix2pix}
+                "mfa_pix2pix": mfa_train.run_pix2pix, "mfa_adversarial": mfa_train.run_adversarial}
     if _is_mfa_run(config.workdir) and config.mode in ("sample", "interpolate", "export"):
         raise ConfigError(f"--mode={config.mode}: {config.workdir!r} holds an MFA; use "
-                          "--mode=mfa_figures (samples, outliers, in-painting, components) or "
-                          "--mode=evaluate")
+                          "--mode=mfa_figures (samples, outliers, in-painting, components), "
+                          "mfa_pix2pix, mfa_adversarial or evaluate")
     if config.mode not in handlers:
         raise ConfigError(f"--mode: {config.mode!r} is not available in this build; "
                           f"use one of {sorted(handlers) + ['train']}")

@@ -1,6 +1,6 @@
 """--model=mfa through the CLI dispatch: fit, interrupt, resume to the same parameters as an
 uninterrupted fit, no refit on re-runs, TensorBoard scalars, figures, metrics, evaluate and the
-mfa_figures / mfa_pix2pix modes, clear errors."""
+mfa_figures / mfa_pix2pix / mfa_adversarial modes, clear errors."""
 import dataclasses
 import glob
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gmmgan_tf import cli, data as data_lib
+from gmmgan_tf import cli, data as data_lib, workdir as wd
 from gmmgan_tf.config import Config, ConfigError
 from gmmgan_tf.metrics.ndb import NDB
 from gmmgan_tf.mfa import fit as mfa_fit, inference
@@ -24,7 +24,7 @@ def _config(tmp_path, **overrides):
     base = dict(model="mfa", dataset="mnist_5k", workdir=os.path.join(tmp_path, "run"),
                 mfa_components=K, mfa_factors=L, mfa_iterations=ITERATIONS, ndb_bins=10,
                 ndb_samples=500, metrics_cache_dir=os.path.join(tmp_path, "cache"),
-                batch_size=250, pix2pix_epochs=1)
+                batch_size=250, pix2pix_epochs=1, adversarial_steps=3)
     base.update(overrides)
     return dataclasses.replace(Config(), **base).resolved().validate()
 
@@ -142,6 +142,28 @@ def test_evaluate_figures_and_pix2pix_modes(run):
     assert tf.train.latest_checkpoint(os.path.join(run.workdir, "pix2pix", "checkpoints"))
 
 
+def test_adversarial_mode(run):
+    # This command's --adversarial_steps, not the fitted run's.
+    cli.dispatch(dataclasses.replace(run, mode="mfa_adversarial", adversarial_steps=2))
+    out = os.path.join(run.workdir, "adversarial")
+    scores = json.load(open(os.path.join(out, "metrics.json")))
+    assert scores["adversarial_steps"] == 2 and scores["ndb_bins"] == 10
+    for name in ("mfa", "adversarial"):
+        for key in ("ndb_over_k", "ndb_js", "noisy_ndb_over_k", "noisy_ndb_js",
+                    "heldout_mean_log_likelihood"):
+            assert np.isfinite(scores[f"{name}_{key}"]), f"{name}_{key}"
+    for key in ("critic_loss", "generator_loss", "mean_abs_mu_change"):
+        assert np.isfinite(scores[key]), key
+    assert scores["mean_abs_mu_change"] > 0
+    # The fitted MFA's row is the one --mode=train wrote (same bins, samples and seed).
+    trained = json.load(open(os.path.join(run.workdir, "metrics.json")))
+    assert scores["mfa_ndb_over_k"] == trained["ndb_over_k"]
+    assert scores["mfa_noisy_ndb_over_k"] == trained["noisy_ndb_over_k"]
+    np.testing.assert_allclose(scores["mfa_heldout_mean_log_likelihood"],
+                               trained["heldout_mean_log_likelihood"], rtol=1e-5)
+    assert os.path.getsize(os.path.join(out, "samples.png")) > 0
+
+
 def test_clear_errors(run, tmp_path):
     with pytest.raises(ConfigError, match="--mode=sample: .* holds an MFA"):
         cli.dispatch(dataclasses.replace(run, mode="sample"))
@@ -149,3 +171,9 @@ def test_clear_errors(run, tmp_path):
         cli.dispatch(_config(tmp_path, mfa_factors=784))
     with pytest.raises(ConfigError, match="no trained run"):
         cli.dispatch(_config(tmp_path, workdir=str(tmp_path / "empty"), mode="mfa_figures"))
+    with pytest.raises(ConfigError, match="--adversarial_steps: must be >= 1"):
+        _config(tmp_path, adversarial_steps=0)
+    gan = dataclasses.replace(Config(), workdir=str(tmp_path / "gan"))
+    wd.save_config(gan)
+    with pytest.raises(ConfigError, match="--mode=mfa_adversarial: .* holds a --model=gmmgan run"):
+        cli.dispatch(dataclasses.replace(gan, mode="mfa_adversarial"))
