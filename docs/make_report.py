@@ -34,10 +34,15 @@ from gmmgan_tf.metrics import clustering, report  # noqa: E402
 from gmmgan_tf.metrics.domain_classifier import load_or_train  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
-QUALITY_RUNS = (("gaussian", "gaussian (vanilla DCGAN)"), ("gmm", "gmm"),
-                ("quick_seed0", "gmmgan"), ("abl_shared", "gmmgan --shared_encoder"))
-SEEDS = ("quick_seed0", "quick_seed1", "quick_seed2")
-ABLATIONS = (("quick_seed0", "default (mi+xent, paired_mi, separate encoders, K=10)"),
+QUALITY_RUNS = (("gaussian", "gaussian (vanilla DCGAN)"), ("gmm", "gmm, diversity 1"),
+                ("quick_seed0", "gmmgan, diversity 1"), ("div_0.1", "gmmgan, diversity 0.1"),
+                ("abl_shared", "gmmgan --shared_encoder, diversity 0.1"))
+SEEDS = (("div_0.1", "diversity 0.1, seed 0"), ("div_0.1_seed1", "diversity 0.1, seed 1"),
+         ("div_0.1_seed2", "diversity 0.1, seed 2"), ("quick_seed0", "diversity 1, seed 0"),
+         ("quick_seed1", "diversity 1, seed 1"))
+ABLATIONS = (("div_0.1", "default (diversity 0.1, mi+xent, paired_mi, separate encoders, K=10)"),
+             ("div_0", "`--diversity_weight=0`"), ("div_0.3", "`--diversity_weight=0.3`"),
+             ("quick_seed0", "`--diversity_weight=1`"),
              ("abl_cons_mi", "`--consistency=mi`"), ("abl_cons_xent", "`--consistency=xent`"),
              ("abl_rf_marginal", "`--real_fake_consistency=marginal_kl`"),
              ("abl_rf_none", "`--real_fake_consistency=none`"),
@@ -132,12 +137,17 @@ def seeds_section(runs: str) -> str:
     keys = ("pcm_acc", "pcm_nmi", "pcm_ari", "agreement_identity", "pcm_clusters_used",
             "diversity_ratio_min", "component_purity", "component_classes_generated",
             "ndb_over_k", "domain_fid")
-    found = [m for m in (load_metrics(runs, s) for s in SEEDS) if m is not None]
-    rows = [[f"seed {i}"] + [fmt(m.get(k)) for k in keys] for i, m in enumerate(found)]
-    if len(found) > 1:
-        rows.append(["mean ± std"] + [
-            f"{np.mean([m[k] for m in found]):.3f} ± {np.std([m[k] for m in found], ddof=1):.3f}"
-            for k in keys])
+    rows, groups = [], {}
+    for name, label in SEEDS:
+        m = load_metrics(runs, name)
+        if m is not None:
+            rows.append([label] + [fmt(m.get(k)) for k in keys])
+            groups.setdefault(label.split(",")[0], []).append(m)
+    for group, found in groups.items():
+        if len(found) > 1:
+            rows.append([f"{group}: mean ± std of {len(found)}"] + [
+                f"{np.mean([m[k] for m in found]):.3f} ± "
+                f"{np.std([m[k] for m in found], ddof=1):.3f}" for k in keys])
     return table(["run"] + list(keys), rows)
 
 

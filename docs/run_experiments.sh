@@ -24,33 +24,42 @@ ndb_bins() {  # ndb_bins <name> <bins>: re-evaluates a run's NDB/K with other bi
     > "$OUT/$1_ndb$2.log" 2>&1 && cp "$OUT/$1/eval/metrics.json" "$OUT/$1/eval/metrics_ndb$2.json"
 }
 
-lane_a() {  # issue 10 (the 30-minute recipe, seeds) and the ablations of §5
-  run mnist_5k_seed0 --flagfile=flags/mnist_5k.cfg
-  run quick_seed1 --flagfile=flags/quick.cfg --seed=1
-  run quick_seed2 --flagfile=flags/quick.cfg --seed=2
-  run abl_cons_mi --flagfile=flags/quick.cfg --consistency=mi
-  run abl_cons_xent --flagfile=flags/quick.cfg --consistency=xent
-  run abl_rf_marginal --flagfile=flags/quick.cfg --real_fake_consistency=marginal_kl
-  run abl_rf_none --flagfile=flags/quick.cfg --real_fake_consistency=none
-  run abl_shared --flagfile=flags/quick.cfg --shared_encoder
-  run abl_k5 --flagfile=flags/quick.cfg --num_components=5
-  run abl_k20 --flagfile=flags/quick.cfg --num_components=20
+# Every run names its --diversity_weight: the default changed from 1 to 0.1 during this study
+# (RESULTS §5), and the baselines of §2/§3 were run with 1.
+W1="--diversity_weight=1"
+W01="--diversity_weight=0.1"
+
+lane_a() {  # issue 10 (the 30-minute recipe, seeds, the diversity weight) and the ablations of §5
+  run mnist_5k_seed0 --flagfile=flags/mnist_5k.cfg $W1
+  run quick_seed1 --flagfile=flags/quick.cfg --seed=1 $W1
+  run div_0.3 --flagfile=flags/quick.cfg --diversity_weight=0.3
+  run div_0.1 --flagfile=flags/quick.cfg $W01
+  run div_0 --flagfile=flags/quick.cfg --diversity_weight=0
+  run div_0.1_seed1 --flagfile=flags/quick.cfg $W01 --seed=1
+  run div_0.1_seed2 --flagfile=flags/quick.cfg $W01 --seed=2
+  run abl_cons_mi --flagfile=flags/quick.cfg $W01 --consistency=mi
+  run abl_cons_xent --flagfile=flags/quick.cfg $W01 --consistency=xent
+  run abl_rf_marginal --flagfile=flags/quick.cfg $W01 --real_fake_consistency=marginal_kl
+  run abl_rf_none --flagfile=flags/quick.cfg $W01 --real_fake_consistency=none
+  run abl_shared --flagfile=flags/quick.cfg $W01 --shared_encoder
+  run abl_k5 --flagfile=flags/quick.cfg $W01 --num_components=5
+  run abl_k20 --flagfile=flags/quick.cfg $W01 --num_components=20
 }
 
 lane_b() {  # baselines, compression (§3), WGAN-GP, imbalanced (§4)
   run gaussian --flagfile=flags/quick.cfg --model=gaussian --diversity_weight=0
-  run gmm --flagfile=flags/quick.cfg --model=gmm
-  run comp_w075 --flagfile=flags/quick.cfg --width_multiplier=0.75
-  run comp_w05 --flagfile=flags/quick.cfg --width_multiplier=0.5
-  run comp_w035 --flagfile=flags/quick.cfg --width_multiplier=0.35
+  run gmm --flagfile=flags/quick.cfg --model=gmm $W1
+  run quick_seed0 --flagfile=flags/quick.cfg --seed=0 $W1
+  run comp_w075 --flagfile=flags/quick.cfg --width_multiplier=0.75 $W1
+  run comp_w05 --flagfile=flags/quick.cfg --width_multiplier=0.5 $W1
+  run comp_w035 --flagfile=flags/quick.cfg --width_multiplier=0.35 $W1
   run wgan_gp --flagfile=flags/quick.cfg --model=gaussian --gan_loss=wgan_gp --diversity_weight=0
   for d in 0 3 7; do
     run "imb${d}_gaussian" --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d \
       --model=gaussian --diversity_weight=0
-    run "imb${d}_gmm" --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d --model=gmm
-    run "imb${d}_gmmgan" --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d
+    run "imb${d}_gmm" --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d --model=gmm $W01
+    run "imb${d}_gmmgan" --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d $W01
   done
-  run quick_seed0 --flagfile=flags/quick.cfg --seed=0
   for bins in 200 300; do ndb_bins gaussian $bins; ndb_bins wgan_gp $bins; done
 }
 
