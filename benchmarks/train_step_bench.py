@@ -2,8 +2,8 @@
 
 Every variant uses the recipe of flags/base.cfg (M = 32 real images, K = 10, d = 32, width 1,
 28x28 mnist_5k images) and generates the same M*K fakes a step through the same G and D:
-`gaussian` (vanilla DCGAN: N(0, I) prior, no PCM, no mode-seeking term), `gmmgan` (separate D and PCM encoders) and
-`gmmgan --shared_encoder`, each with XLA (`jit_compile`) off and on. The timed function is the
+`gaussian` (vanilla DCGAN: N(0, I) prior, no PCM, no mode-seeking term), `gmmgan` (separate D
+and PCM encoders) and `gmmgan --shared_encoder`, each with XLA (`jit_compile`) off and on. The timed function is the
 one `fit` runs, `model.make_train_function()`, on one fixed batch (no input pipeline: see
 pipeline_bench.py). After a warm-up (tracing and compilation), rounds interleave all variants in
 a rotating order, so load from other jobs hits them alike; each cell is the median over rounds,

@@ -34,7 +34,8 @@ from gmmgan_tf.metrics import clustering, report  # noqa: E402
 from gmmgan_tf.metrics.domain_classifier import load_or_train  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
-QUALITY_RUNS = (("gaussian", "gaussian (vanilla DCGAN)"), ("gmm", "gmm, diversity 1"),
+QUALITY_RUNS = (("gaussian", "gaussian (vanilla DCGAN)"),
+                ("gaussian_div1", "gaussian, diversity 1"), ("gmm", "gmm, diversity 1"),
                 ("quick_seed0", "gmmgan, diversity 1"), ("div_0.1", "gmmgan, diversity 0.1"),
                 ("abl_shared", "gmmgan --shared_encoder, diversity 0.1"))
 SEEDS = (("div_0.1", "diversity 0.1, seed 0"), ("div_0.1_seed1", "diversity 0.1, seed 1"),
@@ -48,7 +49,9 @@ ABLATIONS = (("div_0.1", "default (diversity 0.1, mi+xent, paired_mi, separate e
              ("abl_rf_none", "`--real_fake_consistency=none`"),
              ("abl_shared", "`--shared_encoder`"), ("abl_k5", "`--num_components=5`"),
              ("abl_k20", "`--num_components=20`"))
-COMPRESSION = (("gaussian", "gaussian, width 1"), ("quick_seed0", "gmmgan, width 1"),
+COMPRESSION = (("gaussian", "gaussian, width 1"),
+               ("gaussian_div1", "gaussian, width 1, diversity 1"),
+               ("quick_seed0", "gmmgan, width 1"),
                ("comp_w075", "gmmgan, width 0.75"), ("comp_w05", "gmmgan, width 0.5"),
                ("comp_w035", "gmmgan, width 0.35"))
 IMBALANCED_MODELS = (("gaussian", "gaussian"), ("gmm", "gmm"), ("gmmgan", "gmmgan"))

@@ -49,6 +49,7 @@ lane_a() {  # issue 10 (the 30-minute recipe, seeds, the diversity weight) and t
 lane_b() {  # baselines, compression (§3), WGAN-GP, imbalanced (§4)
   run gaussian --flagfile=flags/quick.cfg --model=gaussian --diversity_weight=0
   run gmm --flagfile=flags/quick.cfg --model=gmm $W1
+  run gaussian_div1 --flagfile=flags/quick.cfg --model=gaussian $W1  # MSGAN-like: a DCGAN with the term
   run quick_seed0 --flagfile=flags/quick.cfg --seed=0 $W1
   run comp_w075 --flagfile=flags/quick.cfg --width_multiplier=0.75 $W1
   run comp_w05 --flagfile=flags/quick.cfg --width_multiplier=0.5 $W1
