@@ -124,7 +124,7 @@ def quality_section(runs: str) -> str:
         for ax, key in zip(axes, ("domain_is", "domain_fid", "ndb_over_k")):
             if key in curves:
                 epochs, values = zip(*curves[key])
-                ax.plot(np.array(epochs) + 1, values, marker="o", label=label)
+                ax.plot(epochs, values, marker="o", label=label)
                 ax.set(title=key, xlabel="epoch")
         rows.append([label] + [fmt(m.get(k)) for k in (
             "ndb_over_k", "ndb_js", "domain_is", "domain_fid", "coverage_classes", "coverage_kl",
