@@ -3,7 +3,7 @@
 # lanes of one TensorFlow thread each (on 2 cores about as fast as one lane of two threads).
 # A run whose metrics.json exists is skipped, so the script resumes after an interruption.
 # Then: .venv/bin/python docs/make_report.py runs/s2
-# About 75 minutes a lane on 2 CPU cores.
+# About 100 minutes a lane on 2 CPU cores (K = 20 not yet run: it doubles the step).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/s2}
