@@ -31,6 +31,7 @@ W01="--diversity_weight=0.1"
 
 lane_a() {  # issue 10 (the 30-minute recipe, seeds, the diversity weight) and the ablations of §5
   run mnist_5k_seed0 --flagfile=flags/mnist_5k.cfg $W1
+  run mnist_5k_w01 --flagfile=flags/mnist_5k.cfg $W01  # the 30-minute recipe (2 threads in RESULTS)
   run quick_seed1 --flagfile=flags/quick.cfg --seed=1 $W1
   run div_0.3 --flagfile=flags/quick.cfg --diversity_weight=0.3
   run div_0.1 --flagfile=flags/quick.cfg $W01
