@@ -88,16 +88,12 @@ def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
     per_component = -(-num_fakes // model.num_components)
     fakes, components = model.sample(per_component, seed=config.seed)
     fakes, components = fakes[:num_fakes], components[:num_fakes]
-    scores = report.evaluate_samples(
+    mixture = model.config.uses_mixture_prior and model.num_components > 1
+    return report.evaluate_samples(
         data.train_images, data.test_images, fakes, ndb=ndb, classifier=classifier,
-        train_labels=data.train_labels, inception=inception,
-        ndb_significance=config.ndb_significance,
+        train_labels=data.train_labels, components=components if mixture else None,
+        inception=inception, ndb_significance=config.ndb_significance,
         ndb_z_threshold=config.ndb_z_threshold or None, seed=config.seed, progress=progress)
-    if model.config.uses_mixture_prior and model.num_components > 1:
-        classes = classifier.features_and_probabilities(fakes)[1].argmax(axis=1)
-        purity = clustering.component_purity(components, classes, data.num_classes)
-        scores.update({f"component_{k}": v for k, v in purity.items()})
-    return scores
 
 
 def evaluate(model, data: DataBundle, config: Config, num_fakes: int,

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from gmmgan_tf.metrics import coverage, fid, sharpness
+from gmmgan_tf.metrics import clustering, coverage, fid, sharpness
 from gmmgan_tf.metrics.domain_classifier import DomainClassifier, build_classifier
 from gmmgan_tf.metrics.ndb import NDB
 from gmmgan_tf.metrics.report import evaluate_samples, scalars
@@ -36,8 +36,10 @@ def setup():
 
 def test_entries_match_the_metric_functions(setup):
     train, test, fakes, labels, classifier, ndb = setup
+    components = np.arange(150) % 5
     out = evaluate_samples(train, test, fakes, ndb=ndb, classifier=classifier,
-                           train_labels=labels, inception=FakeInception(64))
+                           train_labels=labels, components=components,
+                           inception=FakeInception(64))
     direct = ndb.evaluate(fakes)
     assert out["ndb_over_k"] == direct["ndb_over_k"] and out["ndb_js"] == direct["js"]
     assert out["ref_ndb_over_k"] == ndb.evaluate(test)["ndb_over_k"]
@@ -48,6 +50,9 @@ def test_entries_match_the_metric_functions(setup):
     cov = coverage.mode_coverage(tp.argmax(1), 3, np.bincount(labels, minlength=3) / 300)
     assert out["coverage_classes"] == cov["covered"]
     assert out["coverage_kl"] == pytest.approx(cov["kl"], rel=1e-6)
+    purity = clustering.component_purity(components, tp.argmax(1), 3)
+    assert out["component_purity"] == purity["purity"]
+    assert out["component_classes_generated"] == purity["classes_generated"]
     assert out["sharpness"] == sharpness.sharpness(fakes)
     assert out["ref_sharpness"] == sharpness.sharpness(test)
     inc = FakeInception(64)

@@ -8,7 +8,9 @@
   `domain_is` (one split: all samples), `domain_fid`, `domain_kid` (against the training
   images), `domain_classifier_accuracy`;
 - mode coverage by that classifier (`coverage.py`): `coverage_classes`, `coverage_kl`,
-  `coverage_shares` (list);
+  `coverage_shares` (list); with the fakes' `components`, their purity by the same
+  classification (`clustering.component_purity`): `component_purity`,
+  `component_classes_generated`;
 - Inception IS / FID / KID (`inception.py`) only when an extractor is given: `inception_is`,
   `inception_is_std` (10 splits, as in the original code), `inception_fid`, `inception_kid`;
 - sharpness (`sharpness.py`): `sharpness`.
@@ -25,20 +27,22 @@ import os
 import keras
 import numpy as np
 
-from gmmgan_tf.metrics import coverage, fid, sharpness
+from gmmgan_tf.metrics import clustering, coverage, fid, sharpness
 from gmmgan_tf.metrics.domain_classifier import DomainClassifier
 from gmmgan_tf.metrics.ndb import NDB
 
 
 def evaluate_samples(real_train: np.ndarray, real_test: np.ndarray, fakes: np.ndarray, *,
                      ndb: NDB | None = None, classifier: DomainClassifier | None = None,
-                     train_labels: np.ndarray | None = None, inception=None,
+                     train_labels: np.ndarray | None = None,
+                     components: np.ndarray | None = None, inception=None,
                      ndb_significance: float = 0.05, ndb_z_threshold: float | None = None,
                      reference: bool = True, seed: int = 0, progress: bool = False) -> dict:
     """All sample-quality metrics of `fakes` (NHWC in [-1, 1]); see the module docstring.
 
     `ndb`: bins fitted on `real_train` (`NDB.cached`); `classifier`: the data set's domain
     classifier; `train_labels`: training labels, for the coverage KL (uniform without them);
+    `components`: the mixture component of each fake, for component purity (None: skipped);
     `inception`: an `InceptionExtractor` or None. Skipped parts leave their keys out.
     """
     _check_images(real_train, "real_train")
@@ -65,7 +69,8 @@ def evaluate_samples(real_train: np.ndarray, real_test: np.ndarray, fakes: np.nd
                                ndb_train_proportions=ndb.proportions.tolist(),
                                ndb_different=result["different"].tolist())
         elif step == "domain":
-            out.update(_classifier_metrics(classifier, real_train, sets, train_labels, seed))
+            out.update(_classifier_metrics(classifier, real_train, sets, train_labels,
+                                           components, seed))
         elif step == "inception":
             out.update(_inception_metrics(inception, real_train, sets, seed))
         else:
@@ -89,7 +94,8 @@ def scalars(metrics: dict) -> dict[str, float]:
 
 
 def _classifier_metrics(classifier: DomainClassifier, real_train: np.ndarray, sets: dict,
-                        train_labels: np.ndarray | None, seed: int) -> dict:
+                        train_labels: np.ndarray | None, components: np.ndarray | None,
+                        seed: int) -> dict:
     train_features = classifier.features(real_train)
     distribution = (None if train_labels is None else
                     np.bincount(np.asarray(train_labels), minlength=classifier.num_classes)
@@ -101,10 +107,13 @@ def _classifier_metrics(classifier: DomainClassifier, real_train: np.ndarray, se
         out[f"{prefix}domain_fid"] = fid.fid(train_features, features)
         out[f"{prefix}domain_kid"] = fid.kid(train_features, features, seed=seed)[0]
         if not prefix:
-            cov = coverage.mode_coverage(probs.argmax(axis=1), classifier.num_classes,
-                                         distribution)
+            classes = probs.argmax(axis=1)
+            cov = coverage.mode_coverage(classes, classifier.num_classes, distribution)
             out.update(coverage_classes=cov["covered"], coverage_kl=cov["kl"],
                        coverage_shares=cov["shares"].tolist())
+            if components is not None:
+                purity = clustering.component_purity(components, classes, classifier.num_classes)
+                out.update({f"component_{k}": v for k, v in purity.items()})
     return out
 
 
