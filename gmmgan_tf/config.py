@@ -72,6 +72,23 @@ class Config:
         "(the mixture-of-GANs reading of eq. 6).", ("single", "per_component"))
     bn_momentum: float = _field(0.9, "BatchNorm momentum (Keras' 0.99 lags badly in short runs).")
 
+    # --- real-data warm start (gmmgan_tf/warm_start.py; gmmgan only) ---------------------------
+    pcm_init: str = _field(
+        "embedding", "embedding: before GAN training, cluster the training images (autoencoder -> "
+        "UMAP -> GaussianMixture, cached in <workdir>/warm_start/), pre-train the PCM on those "
+        "responsibilities and start alpha_k from the mixture weights | none: random PCM (the "
+        "slides). Other models ignore it.", ("none", "embedding"))
+    warm_start_autoencoder_steps: int = _field(
+        1500, "Warm start: autoencoder training steps (batch 256).")
+    warm_start_fit_images: int = _field(
+        20000, "Warm start: fit the autoencoder and UMAP on at most this many training images "
+        "(a random subset); UMAP's transform embeds the rest.")
+    warm_start_neighbors: int = _field(20, "Warm start: UMAP n_neighbors.")
+    warm_start_dims: int = _field(10, "Warm start: UMAP embedding dimensions.")
+    pcm_pretrain_epochs: int = _field(
+        10, "Warm start: epochs of PCM cross-entropy training on the warm start's "
+        "responsibilities before the GAN starts (Adam, --learning_rate_c, batch 64).")
+
     # --- losses ------------------------------------------------------------------------------
     gan_loss: str = _field(
         "non_saturating", "Generator side of eq. 6: non_saturating -log D(G(z)) or the literal "
@@ -93,6 +110,16 @@ class Config:
         0.1, "Weight of the generator's mode-seeking term against collapse inside a component "
         "(not in the slides; 0 turns it off: --model=gaussian --diversity_weight=0 is the vanilla "
         "DCGAN baseline).")
+    pseudo_label_weight: float = _field(
+        1.0, "Weight of L^{x,warm}: cross-entropy of C(x) on real images against the warm start's "
+        "responsibilities, every step (keeps the loop from forgetting them; --pcm_init=embedding "
+        "only, not in the slides).")
+    self_label_weight: float = _field(
+        1.0, "Weight of L^{x,self}: cross-entropy of C on an augmented view of a real image "
+        "against the PCM's own confident prediction on the image (self-labelling, which refines "
+        "the clusters; not in the slides).")
+    self_label_threshold: float = _field(
+        0.95, "L^{x,self} uses a real image only when max_k C(x)_k exceeds this.")
     adversarial_weight: float = _field(1.0, "Weight of L^adversarial.")
     latent_consistency_weight: float = _field(1.0, "Weight of L^{x^,z} (eq. 4).")
     real_fake_consistency_weight: float = _field(1.0, "Weight of L^{x^,x} (eq. 5).")
@@ -211,8 +238,18 @@ class Config:
             _check(getattr(self, name) > 0, name, f"must be > 0 (got {getattr(self, name)})")
         for name in ("adversarial_weight", "latent_consistency_weight",
                      "real_fake_consistency_weight", "real_augment_consistency_weight",
-                     "diversity_weight"):
+                     "diversity_weight", "pseudo_label_weight", "self_label_weight"):
             _check(getattr(self, name) >= 0, name, f"must be >= 0 (got {getattr(self, name)})")
+        for name in ("warm_start_autoencoder_steps", "warm_start_dims"):
+            _check(getattr(self, name) >= 1, name, f"must be >= 1 (got {getattr(self, name)})")
+        _check(self.warm_start_neighbors >= 2, "warm_start_neighbors",
+               f"UMAP needs >= 2 neighbours (got {self.warm_start_neighbors})")
+        _check(self.warm_start_fit_images >= self.warm_start_neighbors + 1,
+               "warm_start_fit_images", f"must exceed --warm_start_neighbors "
+               f"({self.warm_start_neighbors}); got {self.warm_start_fit_images}")
+        _check(self.pcm_pretrain_epochs >= 0, "pcm_pretrain_epochs",
+               f"must be >= 0 (got {self.pcm_pretrain_epochs})")
+        _check(0 <= self.self_label_threshold < 1, "self_label_threshold", "must be in [0, 1)")
         _check(self.minor_count >= 1, "minor_count", f"must be >= 1 (got {self.minor_count})")
         _check(self.num_virtual_devices >= 0, "num_virtual_devices", "must be >= 0")
         _check(not (self.pcm_adversarial_update and self.discriminator_heads == "per_component"),
@@ -246,6 +283,10 @@ class Config:
     @property
     def uses_pcm(self) -> bool:
         return self.model == "gmmgan"
+
+    @property
+    def uses_warm_start(self) -> bool:
+        return self.uses_pcm and self.pcm_init == "embedding"
 
     @property
     def uses_mixture_prior(self) -> bool:

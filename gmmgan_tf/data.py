@@ -38,13 +38,17 @@ class DataBundle:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_images.shape[1:])
 
-    def train_dataset(self, global_batch_size: int, seed: int) -> tf.data.Dataset:
-        """Shuffled, repeated batches of training images (no labels)."""
+    def train_dataset(self, global_batch_size: int, seed: int,
+                      targets: np.ndarray | None = None) -> tf.data.Dataset:
+        """Shuffled, repeated batches of training images (no labels); with `targets` (the warm
+        start's responsibilities, one row an image) batches of {"images", "targets"}."""
         if len(self.train_images) < global_batch_size:
             raise ConfigError(
                 f"--batch_size: {global_batch_size} is larger than the {len(self.train_images)} "
                 f"training images of {self.name}; use a smaller batch")
-        return (tf.data.Dataset.from_tensor_slices(self.train_images)
+        elements = (self.train_images if targets is None
+                    else {"images": self.train_images, "targets": targets.astype(np.float32)})
+        return (tf.data.Dataset.from_tensor_slices(elements)
                 .cache()
                 .shuffle(len(self.train_images), seed=seed, reshuffle_each_iteration=True)
                 .repeat()

@@ -22,15 +22,21 @@ def pcm_scores(model, data: DataBundle, num_fakes: int, seed: int = 0) -> dict[s
     """Clustering of the held-out real images by argmax C(x) (ACC/NMI/ARI, clusters used) and
     component agreement of the PCM on `num_fakes` generated images."""
     k = model.num_components
-    clusters = model.responsibilities(data.test_images).argmax(axis=1)
-    scores = {f"pcm_{name}": value
-              for name, value in clustering.clustering_scores(data.test_labels, clusters).items()}
-    scores["pcm_clusters_used"] = clustering.clusters_used(clusters, k)
+    scores = pcm_clustering(model, data)
     fakes, components = model.sample(max(1, num_fakes // k), seed=seed)
     predicted = model.responsibilities(fakes).argmax(axis=1)
     agreement = clustering.component_agreement(components, predicted)
     scores["agreement_identity"] = agreement["identity"]
     scores["agreement_best_permutation"] = agreement["best_permutation"]
+    return scores
+
+
+def pcm_clustering(model, data: DataBundle) -> dict[str, float]:
+    """ACC/NMI/ARI and clusters used of argmax C(x) on the held-out real images."""
+    clusters = model.responsibilities(data.test_images).argmax(axis=1)
+    scores = {f"pcm_{name}": value
+              for name, value in clustering.clustering_scores(data.test_labels, clusters).items()}
+    scores["pcm_clusters_used"] = clustering.clusters_used(clusters, model.num_components)
     return scores
 
 

@@ -21,7 +21,8 @@ from gmmgan_tf.networks import augmenter, build_networks
 from gmmgan_tf.prior import MixturePrior
 
 LOSS_NAMES = ("d_loss", "g_loss", "latent_consistency_loss", "real_fake_consistency_loss",
-              "augment_consistency_loss", "diversity_loss")
+              "augment_consistency_loss", "diversity_loss", "pseudo_label_loss",
+              "self_label_loss")
 
 
 class GMMGAN(keras.Model):
@@ -49,7 +50,8 @@ class GMMGAN(keras.Model):
             with_pcm=config.uses_pcm, shared_encoder=config.shared_encoder,
             width_multiplier=config.width_multiplier, bn_momentum=config.bn_momentum)
         self.noise_seed = keras.random.SeedGenerator(config.seed)
-        self.augmenter = augmenter(config.seed) if config.real_augment_consistency_weight else None
+        self.augmenter = (augmenter(config.seed) if config.uses_pcm and (
+            config.real_augment_consistency_weight or config.self_label_weight) else None)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.built = True
 
@@ -77,8 +79,15 @@ class GMMGAN(keras.Model):
 
     # --- Algorithm 1 -------------------------------------------------------------------------
     def train_step(self, data):
-        # `data`: real images, or (real images, eps [M, K, d]) to inject the noise (tests).
-        real_images, eps = data if isinstance(data, (tuple, list)) else (data, None)
+        # `data`: real images; or {"images", "targets": the warm start's responsibilities
+        # [M, K]}; the noise eps [M, K, d] can be injected (tests) as (images, eps) or "eps".
+        targets = None
+        if isinstance(data, dict):
+            real_images, targets, eps = data["images"], data.get("targets"), data.get("eps")
+        elif isinstance(data, (tuple, list)):
+            real_images, eps = data
+        else:
+            real_images, eps = data, None
         c = self.config
         groups = self.variable_groups()
         batch = tf.shape(real_images)[0]
@@ -133,22 +142,28 @@ class GMMGAN(keras.Model):
                 # Line 10: L^{x^,x} (eq. 5).
                 xx_loss = losses.real_fake_consistency_loss(r, xx_fake_probs,
                                                             c.real_fake_consistency)
-                # Not in the slides: IIC between C(x) and C(augmented x) on real images.
+                # Not in the slides, terms on real images only (docs/DESIGN.md): IIC between C(x)
+                # and C(augmented x); the warm start's responsibilities; self-labelling.
+                aug_loss = self_loss = tf.constant(0.0)
                 if self.augmenter is not None:
                     augmented = self.augmenter(real_images, training=True)
-                    aug_loss = losses.augmentation_consistency_loss(
-                        r, self._global_batch(tf.nn.softmax(self.pcm(augmented, training=True))))
-                else:
-                    aug_loss = tf.constant(0.0)
+                    aug_logits = self._global_batch(self.pcm(augmented, training=True))
+                    aug_loss = losses.augmentation_consistency_loss(r, tf.nn.softmax(aug_logits))
+                    self_loss = losses.self_label_loss(r, aug_logits, c.self_label_threshold)
+                pl_loss = (losses.pseudo_label_loss(self._global_batch(targets),
+                                                    self._global_batch(real_c))
+                           if targets is not None else tf.constant(0.0))
             else:
-                xz_loss = xx_loss = aug_loss = tf.constant(0.0)
+                xz_loss = xx_loss = aug_loss = self_loss = pl_loss = tf.constant(0.0)
             div_loss = (losses.mode_seeking_loss(tf.reshape(fakes, (batch, k, -1)), z)
                         if c.diversity_weight else tf.constant(0.0))
             adv_d = self._scale(c.adversarial_weight * d_loss)
             adv_g = self._scale(c.adversarial_weight * g_loss)
             xz = self._scale(c.latent_consistency_weight * xz_loss)
             xx = self._scale(c.real_fake_consistency_weight * xx_loss
-                             + c.real_augment_consistency_weight * aug_loss)
+                             + c.real_augment_consistency_weight * aug_loss
+                             + c.pseudo_label_weight * pl_loss
+                             + c.self_label_weight * self_loss)
             consistency = xx + xz  # lines 14-15 share one backward pass (below)
             # G optionally also takes L^{x^,z}, as InfoGAN's generator takes its code term,
             # and the mode-seeking diversity term.
@@ -167,8 +182,8 @@ class GMMGAN(keras.Model):
         if self.pcm is None:
             self._apply("prior", g_grads[len(groups["g"]):])
         else:
-            # Lines 14-15 in one backward pass: L^{x^,x} (and L^{x,x'}) reaches C only, as it
-            # sees detached fakes; L^{x^,z} reaches C and the prior (mu, sigma) through w(z)
+            # Lines 14-15 in one backward pass: L^{x^,x} (and the real-image terms) reaches C
+            # only, as it sees detached fakes; L^{x^,z} reaches C and the prior (mu, sigma) through w(z)
             # and z -> G -> C.
             consistency_grads = tape.gradient(consistency, groups["c"] + groups["prior"])
             n_c = len(groups["c"])
@@ -179,7 +194,8 @@ class GMMGAN(keras.Model):
         del tape
 
         for name, value in zip(LOSS_NAMES,
-                               (d_loss, g_loss, xz_loss, xx_loss, aug_loss, div_loss)):
+                               (d_loss, g_loss, xz_loss, xx_loss, aug_loss, div_loss, pl_loss,
+                                self_loss)):
             self.trackers[name].update_state(value)
         results = {name: t.result() for name, t in self.trackers.items()}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):

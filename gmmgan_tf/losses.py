@@ -131,6 +131,26 @@ def augmentation_consistency_loss(real_probs: tf.Tensor, augmented_probs: tf.Ten
     return -mutual_information(real_probs, augmented_probs)
 
 
+def pseudo_label_loss(targets: tf.Tensor, real_logits: tf.Tensor) -> tf.Tensor:
+    """L^{x,warm} = mean_i -sum_k t_ik log C(x_i)_k: the PCM on real images against the warm
+    start's responsibilities t (warm_start.py). Not in the slides: without a term on real data
+    the PCM <-> component loop drifts back to pixel-space clusters (docs/DESIGN.md)."""
+    return soft_cross_entropy(targets, real_logits)
+
+
+def self_label_loss(real_probs: tf.Tensor, augmented_logits: tf.Tensor, threshold: float
+                    ) -> tf.Tensor:
+    """L^{x,self} = (1/M) sum_i [max_k p_ik > t] * -log softmax(C(x_i'))_{argmax_k p_ik}: the PCM
+    on an augmented view x_i' learns the PCM's own confident label of x_i (self-labelling, as
+    in SCAN and FixMatch). p = C(x) is a target here (no gradient); images below the confidence
+    threshold t add nothing, and the mean is over the whole batch."""
+    real_probs = tf.stop_gradient(real_probs)
+    confident = tf.cast(tf.reduce_max(real_probs, axis=-1) > threshold, augmented_logits.dtype)
+    xent = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.argmax(real_probs, axis=-1),
+                                                          augmented_logits)
+    return tf.reduce_mean(confident * xent)
+
+
 def mode_seeking_loss(fakes: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
     """Within-component diversity (mode seeking, Mao et al. 2019), which G minimises:
     mean_k 1 / (mean|x^_ik - x^_jk| / mean|z_ik - z_jk| + 1e-5) for pairs j = i + 1 of the same

@@ -12,12 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 from gmmgan_tf import data as data_lib
-from gmmgan_tf import evaluation, images, workdir as wd
+from gmmgan_tf import evaluation, images, warm_start, workdir as wd
 from gmmgan_tf.config import Config, check_workdir_writable
 from gmmgan_tf.errors import TrainingDiverged
 from gmmgan_tf.distribute import make_strategy, worker_workdir
 from gmmgan_tf.gan import GMMGAN
-from gmmgan_tf.metrics import report
+from gmmgan_tf.metrics import clustering, report
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
@@ -97,6 +97,10 @@ def train_and_evaluate(config: Config) -> dict:
     if initial_epoch:
         print(f"Resuming {config.workdir} after epoch {initial_epoch}.", flush=True)
 
+    targets, warm_start_scores = None, {}
+    if config.uses_warm_start:
+        targets, warm_start_scores = warm_start_targets(model, bundle, config,
+                                                        fresh=initial_epoch == 0)
     steps = config.steps_per_epoch or len(bundle.train_images) // config.batch_size
     guard = NonFiniteGuard()
     callbacks = [
@@ -106,7 +110,8 @@ def train_and_evaluate(config: Config) -> dict:
     ]
     start = time.time()
     if initial_epoch < config.epochs:
-        model.fit(bundle.train_dataset(config.batch_size, config.seed), epochs=config.epochs,
+        model.fit(bundle.train_dataset(config.batch_size, config.seed, targets),
+                  epochs=config.epochs,
                   steps_per_epoch=steps, initial_epoch=initial_epoch, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2)
     if guard.failure:
@@ -115,11 +120,41 @@ def train_and_evaluate(config: Config) -> dict:
             f"({checkpointer.manager.latest_checkpoint or 'none'}) is kept; lower the learning "
             "rates or change the loss weights and run the same command to resume")
     metrics = finalize(model, bundle, config)
+    metrics.update(warm_start_scores)
     metrics["train_seconds_this_session"] = round(time.time() - start, 1)
     wd.write_json(wd.path(config.workdir, "metrics.json"), metrics)
     if config.workdir != shared_workdir:
         shutil.rmtree(config.workdir, ignore_errors=True)
     return metrics
+
+
+def warm_start_targets(model, bundle, config: Config, fresh: bool) -> tuple[np.ndarray, dict]:
+    """The warm start's responsibilities of the training images (cached in the workdir), and
+    the held-out scores of its stages. On a fresh run also pre-trains the PCM on them and starts
+    alpha_k from the mixture weights (a resumed run has both in its checkpoint)."""
+    result = warm_start.load_or_compute(config, bundle.train_images)
+    scores = {f"warm_start_{name}_seconds": value for name, value in result.seconds.items()}
+    if result.encoder is not None:  # computed now, not read from the cache: score its clusters
+        clusters = result.predict_proba(bundle.test_images).argmax(axis=1)
+        scores.update({f"warm_start_{name}": value for name, value in
+                       clustering.clustering_scores(bundle.test_labels, clusters).items()})
+        print(f"Warm start: held-out acc={scores['warm_start_acc']:.3g} "
+              f"nmi={scores['warm_start_nmi']:.3g}", flush=True)
+    if fresh and config.pcm_pretrain_epochs:
+        start = time.time()
+        loss = warm_start.pretrain_pcm(
+            model.pcm, bundle.train_images, result.responsibilities,
+            width_multiplier=config.width_multiplier, epochs=config.pcm_pretrain_epochs,
+            learning_rate=config.learning_rate_c, seed=config.seed)
+        pretrained = evaluation.pcm_clustering(model, bundle)
+        scores.update({f"pretrained_{name}": value for name, value in pretrained.items()})
+        scores["pretrain_seconds"] = round(time.time() - start, 1)
+        print(f"Warm start: PCM pre-trained for {config.pcm_pretrain_epochs} epochs in "
+              f"{scores['pretrain_seconds']:.0f} s (loss {loss:.3f}); held-out "
+              f"{evaluation.headline(pretrained)}", flush=True)
+    if fresh:
+        model.prior.mixture_logits.assign(np.log(np.maximum(result.weights, 1e-6)))
+    return result.responsibilities, scores
 
 
 def finalize(model, bundle, config: Config) -> dict:

@@ -1,0 +1,259 @@
+"""The real-data warm start of the PCM (`--pcm_init=embedding`; not in the slides, docs/DESIGN.md).
+
+Left to itself, the PCM <-> component loop of Algorithm 1 behaves like EM in pixel space and
+settles near k-means on pixels. A clustering from outside the loop tells it which real images
+belong together. This is N2D's recipe (McConville et al. 2020):
+
+    autoencoder   dense pixels -> 500 -> 500 -> 2000 -> 10 codes -> ... -> pixels, MSE, Adam
+    UMAP          of the codes: --warm_start_neighbors neighbours, --warm_start_dims dims,
+                  min_dist 0 (tight clumps, good for clustering rather than for pictures)
+    GMM           full-covariance GaussianMixture with K components on the UMAP embedding
+
+It yields soft responsibilities for every training image and the mixture weights. train.py
+pre-trains the PCM on the responsibilities (so PCM index k = GMM cluster k, and through the
+responsibility-weighted heads, D's head k and component k follow) and starts the prior's
+alpha_k from the weights; gan.py keeps a real-data term on them during training.
+
+For large sets the autoencoder and UMAP are fitted on a --warm_start_fit_images subsample and
+the other images are embedded with UMAP's transform. The result is cached in
+<workdir>/warm_start/ (written to a temporary directory, then renamed), so a resumed run reuses it;
+a damaged or stale cache is rebuilt.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gmmgan_tf.config import Config
+from gmmgan_tf.errors import DataError
+from gmmgan_tf.networks import Encoder, Head
+
+CACHE_DIR = "warm_start"
+AUTOENCODER_UNITS = (500, 500, 2000)
+CODE_DIM = 10
+AUTOENCODER_BATCH = 256
+PRETRAIN_BATCH = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Everything the warm start's result depends on (a cache with other settings is stale)."""
+    num_components: int
+    autoencoder_steps: int
+    fit_images: int
+    neighbors: int
+    dims: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> "Settings":
+        return cls(config.num_components, config.warm_start_autoencoder_steps,
+                   config.warm_start_fit_images, config.warm_start_neighbors,
+                   config.warm_start_dims, config.seed)
+
+
+@dataclasses.dataclass
+class WarmStart:
+    """The clustering of the training images and the models that embed new images."""
+    responsibilities: np.ndarray  # float32 [N, K]: the GMM's Pr(k | training image n)
+    weights: np.ndarray  # float64 [K]: the GMM's mixture weights
+    seconds: dict[str, float]
+    encoder: keras.Model | None = None
+    reducer: object | None = None  # umap.UMAP
+    mixture: object | None = None  # sklearn GaussianMixture
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        """UMAP embedding [N, dims] of images in [-1, 1] (new images: UMAP's transform)."""
+        codes = self.encoder.predict(_flatten(images), batch_size=1024, verbose=0)
+        return self.reducer.transform(codes)
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """The warm start's responsibilities [N, K] of any images."""
+        return self.mixture.predict_proba(self.embed(images))
+
+    def log_density(self, images: np.ndarray) -> np.ndarray:
+        """log p(embedding) under the GMM [N]: low for images unlike the training set."""
+        return self.mixture.score_samples(self.embed(images))
+
+
+def check_enough_images(num_images: int, settings: Settings) -> None:
+    needed = max(settings.neighbors + 1, 2 * settings.num_components, settings.dims + 2)
+    if num_images < needed:
+        raise DataError(
+            f"--pcm_init=embedding: {num_images} training images are too few for the warm start "
+            f"({settings.num_components} components, {settings.neighbors} UMAP neighbours need "
+            f"at least {needed}); use --pcm_init=none, or fewer --num_components / "
+            "--warm_start_neighbors")
+
+
+def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
+    """Autoencoder -> UMAP -> GaussianMixture on `images` [N, H, W, C] in [-1, 1]."""
+    check_enough_images(len(images), settings)
+    import umap  # imported here: numba's start-up is seconds, and only this path needs it
+    from sklearn.mixture import GaussianMixture
+
+    flat = _flatten(images)
+    rng = np.random.default_rng(settings.seed)
+    fit = (np.sort(rng.choice(len(flat), settings.fit_images, replace=False))
+           if len(flat) > settings.fit_images else np.arange(len(flat)))
+    seconds = {}
+
+    start = time.time()
+    log(f"Warm start 1/3: autoencoder on {len(fit)} images, {settings.autoencoder_steps} steps")
+    encoder = train_autoencoder(flat[fit], settings.autoencoder_steps, settings.seed)
+    codes = encoder.predict(flat, batch_size=1024, verbose=0)
+    seconds["autoencoder"] = time.time() - start
+
+    start = time.time()
+    log(f"Warm start 2/3: UMAP of the codes ({settings.neighbors} neighbours, "
+        f"{settings.dims} dims)")
+    reducer = umap.UMAP(n_neighbors=settings.neighbors, n_components=settings.dims,
+                        min_dist=0.0, random_state=settings.seed, n_jobs=1)
+    try:
+        embedding = np.empty((len(flat), settings.dims), np.float32)
+        embedding[fit] = reducer.fit_transform(codes[fit])
+        rest = np.setdiff1d(np.arange(len(flat)), fit)
+        if len(rest):
+            embedding[rest] = reducer.transform(codes[rest])
+    except (ValueError, RuntimeError, MemoryError) as e:
+        raise DataError(f"--pcm_init=embedding: UMAP failed on the autoencoder codes "
+                        f"({type(e).__name__}: {e}); use --pcm_init=none") from None
+    seconds["umap"] = time.time() - start
+
+    start = time.time()
+    log(f"Warm start 3/3: GaussianMixture, {settings.num_components} full-covariance components")
+    mixture = GaussianMixture(settings.num_components, covariance_type="full", n_init=3,
+                              random_state=settings.seed).fit(embedding[fit])
+    responsibilities = mixture.predict_proba(embedding).astype(np.float32)
+    seconds["mixture"] = time.time() - start
+    seconds = {name: round(value, 1) for name, value in seconds.items()}
+    return WarmStart(responsibilities, mixture.weights_, seconds, encoder, reducer, mixture)
+
+
+def train_autoencoder(flat: np.ndarray, steps: int, seed: int) -> keras.Model:
+    """The encoder of a dense autoencoder trained with MSE; codes are linear, 10-d."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((flat.shape[1],))
+    hidden = inputs
+    for units in AUTOENCODER_UNITS:
+        hidden = keras.layers.Dense(units, activation="relu")(hidden)
+    code = keras.layers.Dense(CODE_DIM, name="code")(hidden)
+    hidden = code
+    for units in reversed(AUTOENCODER_UNITS):
+        hidden = keras.layers.Dense(units, activation="relu")(hidden)
+    outputs = keras.layers.Dense(flat.shape[1])(hidden)
+    autoencoder = keras.Model(inputs, outputs)
+    autoencoder.compile(keras.optimizers.Adam(1e-3), "mse")
+    batch = min(AUTOENCODER_BATCH, len(flat))
+    pairs = (tf.data.Dataset.from_tensor_slices((flat, flat))
+             .shuffle(len(flat), seed=seed).repeat().batch(batch).prefetch(tf.data.AUTOTUNE))
+    autoencoder.fit(pairs, steps_per_epoch=steps, epochs=1, verbose=0)
+    return keras.Model(inputs, code)
+
+
+def pretrain_pcm(pcm, images: np.ndarray, targets: np.ndarray, *, width_multiplier: float,
+                 epochs: int, learning_rate: float, seed: int) -> float:
+    """Trains a twin of the PCM (same architecture and starting weights) on soft targets
+    (cross-entropy, Adam) outside any distribution strategy, then copies its weights into `pcm`
+    (which may be mirrored); returns the last epoch's loss."""
+    keras.utils.set_random_seed(seed)
+    twin = Head(Encoder(images.shape[1:], width_multiplier), targets.shape[1])
+    twin(images[:1])
+    twin.set_weights(pcm.get_weights())
+    twin.compile(keras.optimizers.Adam(learning_rate),
+                 keras.losses.CategoricalCrossentropy(from_logits=True))
+    history = twin.fit(images, targets, batch_size=PRETRAIN_BATCH, epochs=epochs, shuffle=True,
+                       verbose=0)
+    pcm.set_weights(twin.get_weights())
+    return float(history.history["loss"][-1])
+
+
+def _flatten(images: np.ndarray) -> np.ndarray:
+    return np.asarray(images, np.float32).reshape(len(images), -1)
+
+
+# --- the cache in <workdir>/warm_start/ ------------------------------------------------------
+def fingerprint(images: np.ndarray) -> str:
+    """A hash of the training images (a cache made on other data is stale)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(images.shape).encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return digest.hexdigest()
+
+
+def save(result: WarmStart, directory: str, settings: Settings, images_hash: str) -> None:
+    """Writes the cache into a temporary sibling directory and renames it into place."""
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-warm_start-")
+    try:
+        np.save(os.path.join(tmp, "responsibilities.npy"), result.responsibilities)
+        np.save(os.path.join(tmp, "weights.npy"), result.weights)
+        result.encoder.save(os.path.join(tmp, "encoder.keras"))
+        with open(os.path.join(tmp, "embedding.pkl"), "wb") as f:
+            pickle.dump({"reducer": result.reducer, "mixture": result.mixture}, f)
+        meta = {"settings": dataclasses.asdict(settings), "images": images_hash,
+                "seconds": result.seconds}
+        with open(os.path.join(tmp, "meta.json"), "w") as f:
+            json.dump(meta, f, indent=2, sort_keys=True)
+        if os.path.exists(directory):
+            shutil.rmtree(directory)  # a stale or damaged cache; the new one replaces it
+        os.rename(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load(directory: str, settings: Settings | None = None, images_hash: str | None = None,
+         with_models: bool = False) -> WarmStart:
+    """Reads a cache; raises ValueError (stale) or OSError/EOFError/... (damaged)."""
+    with open(os.path.join(directory, "meta.json")) as f:
+        meta = json.load(f)
+    if settings is not None and meta.get("settings") != dataclasses.asdict(settings):
+        raise ValueError("it was made with other warm-start settings")
+    if images_hash is not None and meta.get("images") != images_hash:
+        raise ValueError("it was made on other training images")
+    responsibilities = np.load(os.path.join(directory, "responsibilities.npy"))
+    weights = np.load(os.path.join(directory, "weights.npy"))
+    if (responsibilities.ndim != 2 or weights.shape != (responsibilities.shape[1],)
+            or not np.all(np.isfinite(responsibilities))):
+        raise ValueError("its arrays have the wrong shapes or non-finite values")
+    result = WarmStart(responsibilities, weights, meta.get("seconds", {}))
+    if with_models:
+        result.encoder = keras.models.load_model(os.path.join(directory, "encoder.keras"))
+        with open(os.path.join(directory, "embedding.pkl"), "rb") as f:
+            models = pickle.load(f)
+        result.reducer, result.mixture = models["reducer"], models["mixture"]
+    return result
+
+
+def load_or_compute(config: Config, images: np.ndarray, log=print) -> WarmStart:
+    """The cached warm start of this workdir, or a new one (then cached)."""
+    directory = os.path.join(config.workdir, CACHE_DIR)
+    settings = Settings.from_config(config)
+    images_hash = fingerprint(images)
+    if os.path.exists(directory):
+        try:
+            result = load(directory, settings, images_hash)
+            if len(result.responsibilities) == len(images):
+                log(f"Warm start: reusing {directory}")
+                return result
+            reason = "it has another number of images"
+        except (OSError, ValueError, EOFError, json.JSONDecodeError) as e:
+            reason = str(e) or type(e).__name__
+        log(f"Warm start: rebuilding {directory} ({reason})")
+    start = time.time()
+    result = compute(images, settings, log)
+    save(result, directory, settings, images_hash)
+    log(f"Warm start: {time.time() - start:.0f} s ({result.seconds}), cached in {directory}")
+    return result

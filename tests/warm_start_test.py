@@ -1,0 +1,175 @@
+"""The real-data warm start: clustering on small synthetic data, its cache, its errors, and the
+real-image loss terms that use it."""
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.metrics import adjusted_rand_score
+
+from gmmgan_tf import losses, train, warm_start, workdir
+from gmmgan_tf.errors import DataError
+
+from conftest import tiny_config
+
+SETTINGS = warm_start.Settings(num_components=3, autoencoder_steps=150, fit_images=120,
+                               neighbors=10, dims=2, seed=0)
+
+
+def _blobs(per_cluster=50, side=8, seed=0):
+    """Three well-separated clusters of noisy `side`x`side` images in [-1, 1], shuffled."""
+    rng = np.random.default_rng(seed)
+    prototypes = rng.uniform(-0.8, 0.8, (3, side, side, 1))
+    labels = rng.permutation(np.repeat(np.arange(3), per_cluster))
+    images = prototypes[labels] + rng.normal(0, 0.1, (len(labels), side, side, 1))
+    return np.clip(images, -1, 1).astype(np.float32), labels
+
+
+@pytest.fixture(scope="module")
+def blobs_result():
+    images, labels = _blobs()
+    return images, labels, warm_start.compute(images, SETTINGS, log=lambda _: None)
+
+
+def test_recovers_separated_clusters_including_transformed_images(blobs_result):
+    images, labels, result = blobs_result
+    assert result.responsibilities.shape == (150, 3)
+    np.testing.assert_allclose(result.responsibilities.sum(axis=1), 1.0, rtol=1e-5)
+    # 120 images fit the autoencoder and UMAP, the other 30 are embedded by UMAP's transform.
+    assert adjusted_rand_score(labels, result.responsibilities.argmax(axis=1)) == 1.0
+    np.testing.assert_allclose(result.weights, [1 / 3] * 3, atol=0.05)
+    # New images of the same clusters land in their clusters.
+    new_images, new_labels = _blobs(per_cluster=5, seed=0)
+    assert adjusted_rand_score(new_labels, result.predict_proba(new_images).argmax(axis=1)) == 1.0
+
+
+def test_cache_round_trip_and_models(blobs_result, tmp_path):
+    images, _, result = blobs_result
+    directory = str(tmp_path / "warm_start")
+    digest = warm_start.fingerprint(images)
+    warm_start.save(result, directory, SETTINGS, digest)
+    loaded = warm_start.load(directory, SETTINGS, digest, with_models=True)
+    np.testing.assert_array_equal(loaded.responsibilities, result.responsibilities)
+    np.testing.assert_allclose(loaded.predict_proba(images[:10]), result.predict_proba(images[:10]),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="other warm-start settings"):
+        warm_start.load(directory, dataclasses.replace(SETTINGS, neighbors=5), digest)
+    with pytest.raises(ValueError, match="other training images"):
+        warm_start.load(directory, SETTINGS, warm_start.fingerprint(images[1:]))
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
+
+
+def _config(workdir, **overrides):
+    return tiny_config(workdir=str(workdir), pcm_init="embedding", warm_start_neighbors=10,
+                       warm_start_dims=2, warm_start_autoencoder_steps=150,
+                       warm_start_fit_images=120, **overrides)
+
+
+def test_cache_is_reused_and_a_damaged_one_rebuilt(blobs_result, tmp_path, monkeypatch):
+    images, _, result = blobs_result
+    config = _config(tmp_path)
+    calls = []
+    monkeypatch.setattr(warm_start, "compute",
+                        lambda *args, **kwargs: calls.append(1) or result)
+    first = warm_start.load_or_compute(config, images, log=lambda _: None)
+    again = warm_start.load_or_compute(config, images, log=lambda _: None)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(again.responsibilities, first.responsibilities)
+    with open(tmp_path / "warm_start" / "responsibilities.npy", "r+b") as f:
+        f.truncate(40)  # as a full disk or a partial copy leaves it
+    messages = []
+    rebuilt = warm_start.load_or_compute(config, images, log=messages.append)
+    assert len(calls) == 2 and "rebuilding" in messages[0]
+    np.testing.assert_array_equal(rebuilt.responsibilities, result.responsibilities)
+    # Another K makes the cache stale.
+    warm_start.load_or_compute(_config(tmp_path, num_components=4), images, log=lambda _: None)
+    assert len(calls) == 3
+
+
+def test_too_few_images_is_a_one_line_data_error():
+    images, _ = _blobs(per_cluster=3)
+    with pytest.raises(DataError, match="too few for the warm start.*--pcm_init=none"):
+        warm_start.compute(images, SETTINGS)
+
+
+def test_pretraining_copies_a_trained_twin_into_the_pcm(blobs_result):
+    from gmmgan_tf.gan import GMMGAN
+
+    images, labels, result = blobs_result
+    model = GMMGAN(tiny_config(pcm_init="embedding"), images.shape[1:])
+    before = [w.copy() for w in model.pcm.get_weights()]
+    warm_start.pretrain_pcm(model.pcm, images, result.responsibilities, width_multiplier=0.125,
+                            epochs=15, learning_rate=3e-3, seed=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.pcm.get_weights()))
+    predicted = model.responsibilities(images).argmax(axis=1)
+    assert adjusted_rand_score(labels, predicted) == 1.0
+
+
+def test_training_resumes_with_the_cached_warm_start(blobs_result, tmp_path, monkeypatch):
+    """A fresh run computes the warm start, pre-trains the PCM and sets alpha_k; the resumed run
+    reads the cache and keeps the checkpoint's PCM."""
+    images, labels, result = blobs_result
+    from gmmgan_tf import data as data_lib
+
+    bundle = data_lib.DataBundle("blobs", images[:120], labels[:120], images[120:], labels[120:],
+                                 num_classes=3)
+    monkeypatch.setattr(data_lib, "load", lambda config: bundle)
+    config = _config(tmp_path, epochs=1, steps_per_epoch=2, eval_quality=False, ndb_samples=100,
+                     pcm_pretrain_epochs=15, learning_rate_c=3e-3)
+    metrics = train.train_and_evaluate(config)
+    assert metrics["pretrained_pcm_acc"] > 0.9 and "warm_start_acc" in metrics
+    monkeypatch.setattr(warm_start, "compute", lambda *a, **k: pytest.fail("recomputed"))
+    resumed = train.train_and_evaluate(dataclasses.replace(config, epochs=2))
+    assert "pretrained_pcm_acc" not in resumed  # the PCM comes from the checkpoint
+    _, _, model = workdir.load_trained_model(str(tmp_path))
+    np.testing.assert_allclose(np.exp(model.prior.mixture_logits.numpy()),
+                               np.load(tmp_path / "warm_start" / "weights.npy"), rtol=1e-5)
+
+
+def test_pseudo_label_loss_matches_numpy():
+    rng = np.random.default_rng(0)
+    targets = rng.dirichlet(np.ones(4), 5).astype(np.float32)
+    logits = rng.normal(size=(5, 4)).astype(np.float32)
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = np.mean(-(targets * log_softmax).sum(axis=1))
+    np.testing.assert_allclose(losses.pseudo_label_loss(targets, logits), expected, rtol=1e-5)
+
+
+def test_self_label_loss_matches_numpy():
+    probs = np.array([[0.97, 0.02, 0.01], [0.5, 0.3, 0.2], [0.01, 0.01, 0.98], [0.2, 0.79, 0.01]],
+                     np.float32)
+    logits = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    # Only rows 0 and 2 are above 0.95; their labels are 0 and 2; the mean is over all 4 rows.
+    expected = -(log_softmax[0, 0] + log_softmax[2, 2]) / 4
+    np.testing.assert_allclose(losses.self_label_loss(probs, logits, 0.95), expected, rtol=1e-5)
+    np.testing.assert_allclose(losses.self_label_loss(probs, logits, 0.99), 0.0)
+    # The target side carries no gradient.
+    probs_t = tf.constant(probs)
+    with tf.GradientTape() as tape:
+        tape.watch(probs_t)
+        loss = losses.self_label_loss(probs_t, logits, 0.95)
+    assert tape.gradient(loss, probs_t) is None
+
+
+def test_train_step_takes_the_pseudo_label_term_on_real_images():
+    """With only L^{x,warm} on, one step's logged loss is the cross-entropy of the PCM's logits
+    on the batch against the targets, computed by hand before the step."""
+    from gmmgan_tf.gan import GMMGAN
+
+    config = tiny_config(adversarial_weight=0.0, latent_consistency_weight=0.0,
+                         real_fake_consistency_weight=0.0, pcm_init="embedding")
+    model = GMMGAN(config, (28, 28, 1))
+    model.compile()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (6, 28, 28, 1)).astype(np.float32)
+    targets = rng.dirichlet(np.ones(3), 6).astype(np.float32)
+    logits = model.pcm(images, training=True).numpy()
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    expected = np.mean(-(targets * log_softmax).sum(axis=1))
+    before = [w.numpy().copy() for w in model.pcm.trainable_variables]
+    logs = model.train_step({"images": tf.constant(images), "targets": tf.constant(targets)})
+    np.testing.assert_allclose(float(logs["pseudo_label_loss"]), expected, rtol=1e-4)
+    assert any(not np.array_equal(b, w.numpy())
+               for b, w in zip(before, model.pcm.trainable_variables))
