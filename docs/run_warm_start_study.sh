@@ -49,6 +49,9 @@ lane_a() {
 lane_b() {
   run m5k_s1 1 --flagfile=flags/mnist_5k.cfg
   stages 1
+  for d in 0 3; do  # RESULTS §4 with the new default (the warm start's alpha_k from its weights)
+    run "imb${d}_s0" 0 --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d
+  done
 }
 
 lane_a > "$OUT/lane_a.out" 2>&1 &
