@@ -50,8 +50,11 @@ class GMMGAN(keras.Model):
             with_pcm=config.uses_pcm, shared_encoder=config.shared_encoder,
             width_multiplier=config.width_multiplier, bn_momentum=config.bn_momentum)
         self.noise_seed = keras.random.SeedGenerator(config.seed)
-        self.augmenter = (augmenter(config.seed) if config.uses_pcm and (
-            config.real_augment_consistency_weight or config.self_label_weight) else None)
+        self.augmenter = None
+        if config.uses_pcm and (config.real_augment_consistency_weight
+                                or config.self_label_weight):
+            self.augmenter = augmenter(config.seed)
+            self.augmenter.build((None, *self.image_shape))  # fit under a strategy needs it built
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.built = True
 
