@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The runs behind docs/RESULTS.md §6 (what each stage of the real-data warm start contributes,
-# over seeds) and the issue-14 acceptance runs, in two lanes of one TensorFlow thread each.
+# over seeds) and the issue-14 acceptance runs, in three lanes of one TensorFlow thread each.
 # A run whose metrics.json exists is skipped, so the script resumes after an interruption.
 # Then: .venv/bin/python docs/warm_start_table.py runs/ws
 # The full Fashion-MNIST run is separate (about 45 minutes of one core):
@@ -17,6 +17,7 @@ export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
 run() {  # run <name> <seed> <flags...>: trains into $OUT/<name>, log in $OUT/<name>.log
   local name=$1 seed=$2; shift 2
   [ -f "$OUT/$name/metrics.json" ] && return
+  mkdir "$OUT/$name.lock" 2>/dev/null || return  # another lane (or invocation) is on it
   local cache
   cache=$(ls -d "$OUT"/*_s"$seed"/warm_start 2>/dev/null | head -1)
   if [ -n "$cache" ] && [ ! -d "$OUT/$name/warm_start" ]; then
@@ -25,6 +26,7 @@ run() {  # run <name> <seed> <flags...>: trains into $OUT/<name>, log in $OUT/<n
   echo "$(date +%T) start $name"
   .venv/bin/python main.py "$@" --seed="$seed" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1
   echo "$(date +%T) end $name rc=$?"
+  rmdir "$OUT/$name.lock"
 }
 
 # The stages, 5 epochs (flags/quick.cfg) each:
@@ -41,7 +43,6 @@ stages() {  # stages <seed>
 
 lane_a() {
   run m5k_s0 0 --flagfile=flags/mnist_5k.cfg                    # issue 14's 30-minute recipe
-  run m5k_s2 2 --flagfile=flags/mnist_5k.cfg
   stages 0
   stages 2
 }
@@ -54,6 +55,12 @@ lane_b() {
   done
 }
 
-lane_a > "$OUT/lane_a.out" 2>&1 &
-lane_b > "$OUT/lane_b.out" 2>&1 &
+lane_c() {
+  run m5k_s2 2 --flagfile=flags/mnist_5k.cfg
+}
+
+# Usage: docs/run_warm_start_study.sh [a] [b] [c] (default: all three lanes at once).
+for lane in ${@:-a b c}; do
+  "lane_$lane" > "$OUT/lane_$lane.out" 2>&1 &
+done
 wait
