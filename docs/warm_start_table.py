@@ -16,6 +16,8 @@ import numpy as np
 COLUMNS = (("ACC", "pcm_acc"), ("NMI", "pcm_nmi"), ("ARI", "pcm_ari"),
            ("agreement", "agreement_identity"), ("purity", "component_purity"),
            ("diversity (min)", "diversity_ratio_min"), ("domain FID", "domain_fid"))
+CLUSTERING = {"pcm_acc", "pcm_nmi", "pcm_ari"}
+DIGITS = {"domain_fid": 1, "pcm_clusters_used": 0}
 # (label, run-name prefix, metric-name prefix): the first two rows read the default runs'
 # records of the stages before the GAN.
 STAGES = (("warm start alone (GMM on UMAP-transformed held-out images)", "quick", "warm_start_"),
@@ -58,9 +60,10 @@ def stage_table(root: str) -> str:
              "|---" * (len(COLUMNS) + 2) + "|"]
     for label, run_prefix, metric_prefix in STAGES:
         runs = runs_of(root, run_prefix)
-        digits = {"domain_fid": 1}
-        cells = [cell([value(r, metric_prefix, key) for r in runs], digits.get(key, 3))
-                 for _, key in COLUMNS]
+        # The control's generator is never trained: only its clustering columns mean anything.
+        shown = CLUSTERING if run_prefix == "ctrl" else {key for _, key in COLUMNS}
+        cells = [cell([value(r, metric_prefix, key) for r in runs], DIGITS.get(key, 3))
+                 if key in shown else "–" for _, key in COLUMNS]
         lines.append(f"| {label} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -76,8 +79,9 @@ def acceptance_table(root: str, prefix: str) -> str:
                        and k.endswith("_seconds")) + run.get("pretrain_seconds", 0)
                    + run.get("train_seconds_this_session", 0)) / 60
         lines.append(f"| {name} | " + " | ".join(
-            cell([run.get(k)]) for k in keys) + f" | {minutes:.1f} |")
-    lines.append("| mean ± sd | " + " | ".join(cell([r.get(k) for r in runs]) for k in keys)
+            cell([run.get(k)], DIGITS.get(k, 3)) for k in keys) + f" | {minutes:.1f} |")
+    lines.append("| mean ± sd | " + " | ".join(cell([r.get(k) for r in runs], DIGITS.get(k, 3))
+                                              for k in keys)
                  + " | |")
     return "\n".join(lines)
 
