@@ -217,9 +217,8 @@ def repair_state_file(directory: str) -> None:
                      key=lambda index: _checkpoint_number(index[:-len(".index")]))
     if not present:
         return
-    if os.path.exists(state_file):
-        print(f"warning: {state_file} is damaged; rebuilt it from the {len(present)} "
-              "checkpoint(s) present", flush=True)
+    print(f"warning: {state_file} is {'damaged' if os.path.exists(state_file) else 'missing'}; "
+          f"rebuilt it from the {len(present)} checkpoint(s) present", flush=True)
     times = [os.path.getmtime(index) for index in present]
     names = [os.path.basename(index[:-len(".index")]) for index in present]
     # The CheckpointState text proto; the manager rotates checkpoints newer than
