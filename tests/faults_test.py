@@ -188,19 +188,23 @@ def cells():
 
 # Modes that take a second or two a cell; the others train (seconds to tens of seconds).
 QUICK_MODES = ("replay flags.cfg", "mfa evaluate", "evaluate", "sample", "interpolate")
+# Cells of these modes train a domain classifier again: minutes on busy cores, slow only.
+SLOW_ONLY_MODES = ("evaluate (quality)",)
 
 
 def is_fast(fault: Fault, damage: str, mode: str) -> bool:
     """`make test` runs, for each (file, damage), one quick mode (rotating through them with the
-    damages); for a file only slow modes read, one damage (rotating with the files); and the
-    issue's own cells (a cut data file; train and evaluate). The rest runs in `make test-slow`."""
+    damages); for a file only slow modes read, one damage (rotating with the files) unless the
+    mode is in SLOW_ONLY_MODES; and the issue's own cells (a cut data file; train and evaluate).
+    The rest runs in `make test-slow`."""
     if fault is FAULTS[0] and damage == "truncate" and mode in ("train", "evaluate"):
         return True
     modes = [m for m in MODES if m in fault.modes(damage)]
     quick = [m for m in modes if m in QUICK_MODES]
     if quick:
         return mode == quick[list(DAMAGES).index(damage) % len(quick)]
-    return mode == modes[0] and damage == list(DAMAGES)[FAULTS.index(fault) % len(DAMAGES)]
+    return (mode == modes[0] and mode not in SLOW_ONLY_MODES
+            and damage == list(DAMAGES)[FAULTS.index(fault) % len(DAMAGES)])
 
 
 # ---------------------------------------------------------------------------------------------
