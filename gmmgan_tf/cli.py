@@ -61,10 +61,25 @@ def dispatch(config: Config) -> None:
         modes.run(config)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's parsing, with its errors (and a --flagfile that is not text) as one line."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _fail(f"{e}; see --helpshort")
+    except UnicodeDecodeError as e:
+        _fail(f"a --flagfile is not text ({e.reason} at byte {e.start}); if it is a run's "
+              "flags.cfg, run that run's training command again to rewrite it")
+
+
 def main(argv) -> None:
     logging.set_verbosity(logging.WARNING)  # TF's INFO chatter; progress goes to stdout
     if len(argv) > 1:
-        _fail(f"unexpected arguments {argv[1:]}; options are --flags (see --helpshort)")
+        # A damaged --flagfile can hold megabytes that are not --flags: show their start only.
+        shown = ", ".join(repr(arg) if len(arg) <= 40 else f"{arg[:10]!r}... ({len(arg)} "
+                          "characters)" for arg in argv[1:4])
+        _fail(f"unexpected arguments [{shown}{', ...' if len(argv) > 4 else ''}]; options are "
+              "--flags (see --helpshort), and every line of a --flagfile must be one")
     try:
         dispatch(config_from_flags())
     except TrainingDiverged as e:
@@ -86,4 +101,4 @@ def run() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ start-up chatter, not errors
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # our datasets are shuffled
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -9,12 +9,18 @@
 
 Checkpoints are atomic: TF writes the new files first and then atomically renames the
 `checkpoint` index that points at them, so a kill at any moment leaves the last complete one.
+Damage from outside (a full disk, a partial copy, a crashed sync) is survived too: restoring
+skips every checkpoint that cannot be read, with one line each, and uses the newest intact one;
+a damaged `checkpoint` state file is rebuilt from the ckpt-* files present (docs/FAULTS.md).
 """
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
+import logging
 import os
+import re
 
 import tensorflow as tf
 
@@ -48,16 +54,31 @@ def save_config(config: Config) -> None:
 
 
 def load_saved_config_dict(workdir: str) -> dict | None:
+    """The saved config.json (None when there is none); a damaged one is a ConfigError."""
+    file = path(workdir, "config.json")
     try:
-        with open(path(workdir, "config.json")) as f:
-            return json.load(f)
+        with open(file, "rb") as f:
+            saved = json.loads(f.read().decode())
     except FileNotFoundError:
         return None
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError: a damaged file
+        saved = e
+    if not isinstance(saved, dict):
+        raise ConfigError(
+            f"--workdir: {file} is damaged ({str(saved)[:80]}); move it aside and run the "
+            f"training command again with --flagfile={path(workdir, 'flags.cfg')} to rewrite "
+            "it (the checkpoints are kept)")
+    return saved
 
 
 def load_config(workdir: str, **overrides) -> Config:
     """The config a run was trained with (for evaluate/sample/export), with overrides."""
     saved = load_saved_config_dict(workdir)
+    if saved is None and os.path.exists(path(workdir, "flags.cfg")):
+        raise ConfigError(
+            f"--workdir: {path(workdir, 'config.json')} is missing; run the training command "
+            f"again with --flagfile={path(workdir, 'flags.cfg')} to rewrite it (the "
+            "checkpoints are kept)")
     if saved is None:
         raise ConfigError(f"--workdir: {workdir!r} holds no trained run (no config.json); "
                           "train one first with --mode=train")
@@ -70,6 +91,12 @@ def write_json(file: str, obj) -> None:
     atomic_write_bytes(file, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+# What reading a damaged checkpoint raises: OpError (checksum mismatch, "not an sstable", a
+# missing file) and IndexError ("Read less bytes than requested" from a truncated data file).
+CHECKPOINT_READ_ERRORS = (tf.errors.OpError, IndexError)
+CHECKPOINT_NAME = "ckpt"
+
+
 class Checkpointer:
     """Model + optimizers + the number of completed epochs."""
 
@@ -80,19 +107,127 @@ class Checkpointer:
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(model=model, epoch=self.epoch,
                                               **getattr(model, "optimizers", {}))
+        self.restored: str | None = None  # the prefix restore_latest used
+        save_dir = path(workdir, "checkpoints")
+        repair_state_file(save_dir)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, path(workdir, "checkpoints"), max_to_keep=max_to_keep)
+            self.checkpoint, save_dir, max_to_keep=max_to_keep, checkpoint_name=CHECKPOINT_NAME)
+
+    def candidates(self) -> list[str]:
+        """Checkpoint prefixes to restore from, newest first: those the `checkpoint` state file
+        lists and those whose index file is present (the state file may be damaged)."""
+        return checkpoint_prefixes(self.restore_dir)
+
+    def restore(self, prefix: str) -> None:
+        """Restores one checkpoint; raises one of CHECKPOINT_READ_ERRORS when it is damaged."""
+        self.checkpoint.restore(prefix).expect_partial()
 
     def restore_latest(self) -> int:
-        """Restores the newest checkpoint if any; returns the number of completed epochs."""
-        latest = tf.train.latest_checkpoint(self.restore_dir)
-        if latest:
-            self.checkpoint.restore(latest).expect_partial()
-        return int(self.epoch.numpy())
+        """Restores the newest checkpoint that can be read, skipping damaged ones with one line
+        each; returns the number of completed epochs (0 without checkpoints). Raises ConfigError,
+        deleting nothing, when there are checkpoints and none can be read."""
+        prefixes = self.candidates()
+        for prefix in prefixes:
+            try:
+                self.restore(prefix)
+            except CHECKPOINT_READ_ERRORS as e:
+                print(f"warning: skipping checkpoint {prefix}: {_damaged_file(prefix)} cannot be "
+                      f"read ({_first_line(e)}); trying the one before", flush=True)
+                continue
+            self.restored = prefix
+            return int(self.epoch.numpy())
+        if prefixes:
+            raise ConfigError(
+                f"--workdir: none of the {len(prefixes)} checkpoints in {self.restore_dir} can "
+                "be read (damaged, see above); restore them from a backup, or move "
+                f"{self.restore_dir} aside to train from scratch")
+        return 0
+
+    def restore_trained(self, missing: str) -> int:
+        """restore_latest for a mode that needs a trained model: ConfigError(missing) when there
+        is no checkpoint; says which checkpoint it used."""
+        if not self.candidates():
+            raise ConfigError(missing)
+        done = self.restore_latest()
+        print(f"Using {self.restored} (epoch {done}).", flush=True)
+        return done
 
     def save(self, completed_epochs: int) -> str:
         self.epoch.assign(completed_epochs)
         return self.manager.save(checkpoint_number=completed_epochs)
+
+
+def _first_line(error: Exception) -> str:
+    message = error.message if isinstance(error, tf.errors.OpError) else str(error)
+    return (message.strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+def _damaged_file(prefix: str) -> str:
+    """Which file of a checkpoint that failed to restore is at fault: a missing one, else the
+    index when even the variable list cannot be read, else the data."""
+    data = glob.glob(f"{prefix}.data-*") or [f"{prefix}.data-00000-of-00001"]
+    for file in [f"{prefix}.index", *data]:
+        if not os.path.exists(file):
+            return f"{os.path.basename(file)} (missing)"
+    try:
+        tf.train.load_checkpoint(prefix)
+    except CHECKPOINT_READ_ERRORS:
+        return f"{os.path.basename(prefix)}.index"
+    return ", ".join(os.path.basename(file) for file in data)
+
+
+def _checkpoint_number(prefix: str) -> int:
+    match = re.fullmatch(re.escape(CHECKPOINT_NAME) + r"-(\d+)", os.path.basename(prefix))
+    return int(match.group(1)) if match else -1
+
+
+def _listed_prefixes(directory: str) -> list[str] | None:
+    """The prefixes the `checkpoint` state file lists; None when it is missing or damaged."""
+    tf_logger = tf.get_logger()
+    level = tf_logger.level
+    tf_logger.setLevel(logging.ERROR)  # TF's own two warning lines about a damaged file
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+    except ValueError:  # UnicodeDecodeError, or a state naming no checkpoint
+        state = None
+    finally:
+        tf_logger.setLevel(level)
+    if state is None:
+        return None
+    return list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]
+
+
+def checkpoint_prefixes(directory: str) -> list[str]:
+    """Checkpoint prefixes in `directory`, newest first, from the state file and the files."""
+    present = [index[:-len(".index")]
+               for index in glob.glob(path(directory, f"{CHECKPOINT_NAME}-*.index"))]
+    prefixes = {os.path.join(directory, os.path.basename(p))
+                for p in (_listed_prefixes(directory) or []) + present}
+    return sorted((p for p in prefixes if _checkpoint_number(p) >= 0),
+                  key=_checkpoint_number, reverse=True)
+
+
+def repair_state_file(directory: str) -> None:
+    """Rewrites a missing or damaged `checkpoint` state file from the checkpoint files present,
+    so that tf.train.CheckpointManager can start and keeps rotating the old checkpoints."""
+    state_file = path(directory, "checkpoint")
+    if _listed_prefixes(directory) is not None:
+        return
+    present = sorted(glob.glob(path(directory, f"{CHECKPOINT_NAME}-*.index")),
+                     key=lambda index: _checkpoint_number(index[:-len(".index")]))
+    if not present:
+        return
+    print(f"warning: {state_file} is {'damaged' if os.path.exists(state_file) else 'missing'}; "
+          f"rebuilt it from the {len(present)} checkpoint(s) present", flush=True)
+    times = [os.path.getmtime(index) for index in present]
+    names = [os.path.basename(index[:-len(".index")]) for index in present]
+    # The CheckpointState text proto; the manager rotates checkpoints newer than
+    # last_preserved_timestamp, so the old ones go as new ones are saved.
+    lines = [f'model_checkpoint_path: "{names[-1]}"']
+    lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
+    lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in times]
+    lines.append(f"last_preserved_timestamp: {min(times) - 1!r}")
+    atomic_write_bytes(state_file, ("\n".join(lines) + "\n").encode())
 
 
 def load_trained_model(workdir: str, **overrides):
@@ -103,8 +238,6 @@ def load_trained_model(workdir: str, **overrides):
     config = load_config(workdir, **overrides)
     bundle = data_lib.load(config)
     model = GMMGAN(config, bundle.image_shape)
-    checkpointer = Checkpointer(model, workdir)
-    if not checkpointer.manager.latest_checkpoint:
-        raise ConfigError(f"--workdir: {workdir!r} has no checkpoint yet; train first")
-    checkpointer.restore_latest()
+    Checkpointer(model, workdir).restore_trained(
+        f"--workdir: {workdir!r} has no checkpoint yet; train first")
     return config, bundle, model

@@ -186,6 +186,67 @@ def test_malformed_inputs_fail_with_the_message(exported, tf1_models, name, sign
     assert fragment in str(error.value)
 
 
+# Malformed requests of the load test below: (signature, images, fragment of the message).
+MALFORMED_PCM = [(signature, feed["images"], fragment)
+                 for name, signature, feed, fragment in MALFORMED if name == "gmmgan_pcm"] + [
+    ("serving_default", np.full((2, 28, 28, 1), np.nan, np.float32), "must be finite"),
+    # 0..255 pixels sent to the float signature (the wrong dtype for it): refused, not rescaled.
+    ("serving_default", np.full((1, 28, 28, 1), 200, np.uint8), "send 0..255 pixels as uint8"),
+]
+THREADS, REQUESTS_PER_THREAD = 8, 20
+
+
+def test_concurrent_requests_with_malformed_ones(exported, tf1_models):
+    """The PCM loaded once by the TF1 loader TF Serving uses, one session shared by 8 threads of
+    20 requests each (as a server shares it between connections), every fourth one malformed:
+    each good request gets the single-threaded answer (and the in-memory model's), each bad one
+    its message, and neither kind disturbs the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, _, _ = exported
+    pcm = tf1_models["gmmgan_pcm"]
+    rng = np.random.default_rng(5)
+    requests = []  # (signature, images, fragment or None)
+    for i in range(THREADS * REQUESTS_PER_THREAD):
+        if i % 4 == 3:
+            requests.append(MALFORMED_PCM[(i // 4) % len(MALFORMED_PCM)])
+        else:
+            pixels = rng.integers(0, 256, (1 + i % 5, *IMAGE_SHAPE)).astype(np.uint8)
+            requests.append(("serving_uint8", pixels, None) if i % 2 else
+                            ("serving_default", pixels / np.float32(127.5) - 1, None))
+    single = [pcm.run(signature, {"images": images}) if fragment is None else None
+              for signature, images, fragment in requests]
+
+    def serve(indices):
+        answers = {}
+        for i in indices:
+            signature, images, _ = requests[i]
+            try:
+                answers[i] = pcm.run(signature, {"images": images})
+            except tf.errors.InvalidArgumentError as e:
+                answers[i] = e
+        return answers
+
+    answers = {}
+    with ThreadPoolExecutor(THREADS) as pool:
+        # Interleaved, so that good and bad requests run at the same time on every thread.
+        for future in [pool.submit(serve, range(t, len(requests), THREADS))
+                       for t in range(THREADS)]:
+            answers.update(future.result(timeout=300))
+    assert sorted(answers) == list(range(len(requests)))
+    for i, (signature, images, fragment) in enumerate(requests):
+        if fragment is not None:
+            assert isinstance(answers[i], tf.errors.InvalidArgumentError), (i, fragment)
+            assert fragment in answers[i].message, (i, answers[i].message[:300])
+            continue
+        assert isinstance(answers[i], dict), (i, answers[i])
+        for key, value in single[i].items():
+            np.testing.assert_array_equal(answers[i][key], value, err_msg=f"request {i} {key}")
+        probs = model.responsibilities(images.astype(np.float32) / 127.5 - 1.0
+                                       if images.dtype == np.uint8 else images)
+        check_outputs(answers[i], {"responsibilities": probs, "component": probs.argmax(1)})
+
+
 def test_wrong_dtype_is_refused_by_the_signature(exported):
     _, _, written = exported
     fn = tf.saved_model.load(written["gmmgan_pcm"]).signatures["serving_uint8"]

@@ -20,6 +20,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gmmgan_tf import caches
+from gmmgan_tf.images import atomic_write_bytes
+
 FEATURES_LAYER = "features"
 FEATURE_DIM = 128
 
@@ -95,11 +98,14 @@ class DomainClassifier:
         return self.features_and_probabilities(images)[0]
 
     def save(self, path: str) -> None:
-        """`path` (.keras) and `path + '.json'` with the test accuracy."""
+        """`path` (.keras) and `path + '.json'` with the test accuracy, each written atomically
+        (temporary file, then rename)."""
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        self.model.save(path)
-        with open(path + ".json", "w") as f:
-            json.dump({"test_accuracy": self.test_accuracy}, f)
+        tmp = f"{path}.tmp-{os.getpid()}.keras"  # keras wants the suffix
+        self.model.save(tmp)
+        os.replace(tmp, path)
+        atomic_write_bytes(path + ".json", json.dumps({"test_accuracy": self.test_accuracy}
+                                                      ).encode())
 
     @classmethod
     def load(cls, path: str) -> "DomainClassifier":
@@ -160,10 +166,14 @@ def load_or_train(cache_dir: str, dataset: str, train_images: np.ndarray,
     """The cached classifier of this data set and image size, trained and saved on first use."""
     path = cache_path(cache_dir, dataset, int(np.shape(train_images)[1]))
     if os.path.isfile(path) and os.path.isfile(path + ".json"):
-        classifier = DomainClassifier.load(path)
-        if (classifier.image_shape == tuple(np.shape(train_images)[1:])
-                and classifier.num_classes == num_classes):
-            return classifier
+        try:
+            classifier = DomainClassifier.load(path)
+        except caches.READ_ERRORS as e:
+            caches.note_rebuild(path, e, "training the domain classifier again")
+        else:
+            if (classifier.image_shape == tuple(np.shape(train_images)[1:])
+                    and classifier.num_classes == num_classes):
+                return classifier
     classifier = train_domain_classifier(train_images, train_labels, test_images, test_labels,
                                          num_classes, **train_kwargs)
     classifier.save(path)

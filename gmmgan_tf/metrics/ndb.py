@@ -27,6 +27,8 @@ from scipy.stats import norm
 from sklearn.cluster import KMeans, kmeans_plusplus
 from threadpoolctl import threadpool_limits
 
+from gmmgan_tf import caches
+
 WHITENING_EPS = 1e-6
 MAX_KMEANS_ITERATIONS = 100
 # Above this many dimensions only d // SUBSET_DIVISOR random dimensions are used (speed).
@@ -227,10 +229,13 @@ class NDB:
         options, otherwise fits them and saves them there (one K-means per data set)."""
         key = _fingerprint(train_samples, num_bins, whitening, max_dims, seed)
         if os.path.isfile(path):
-            with np.load(path) as f:
-                stale = str(f["fingerprint"]) != key if "fingerprint" in f else True
-            if not stale:
-                return cls.load(path)
+            try:
+                with np.load(path) as f:
+                    stale = str(f["fingerprint"]) != key if "fingerprint" in f else True
+                if not stale:
+                    return cls.load(path)
+            except caches.READ_ERRORS as e:
+                caches.note_rebuild(path, e, "fitting the bins again")
         ndb = cls.fit(train_samples, num_bins, whitening, max_dims, seed)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         ndb.save(path, fingerprint=key)

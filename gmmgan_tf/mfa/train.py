@@ -111,7 +111,7 @@ def fit_resumable(config: Config, bundle, model: MFA, checkpointer: wd.Checkpoin
                   writer) -> int:
     """Initialise (K-means + FA/PPCA) unless a checkpoint exists, then run the EM iterations
     (or Adam steps) not done yet, checkpointing as it goes; returns the iterations done before."""
-    if checkpointer.manager.latest_checkpoint:
+    if checkpointer.candidates():
         done = checkpointer.restore_latest()
         print(f"Resuming {config.workdir}: {done} of {config.mfa_iterations} {config.mfa_fit} "
               "iterations done.", flush=True)
@@ -208,11 +208,9 @@ def load_trained_mfa(config: Config) -> tuple[Config, object, MFA]:
     bundle = data_lib.load(trained)
     model = empty_mfa(trained.mfa_components, trained.mfa_factors, _check_sizes(trained, bundle),
                       trained.mfa_noise_floor)
-    checkpointer = wd.Checkpointer(model, config.workdir)
-    if not checkpointer.manager.latest_checkpoint:
-        raise ConfigError(f"--workdir: {config.workdir!r} has no MFA checkpoint yet; fit one "
-                          "with --model=mfa --mode=train")
-    checkpointer.restore_latest()
+    wd.Checkpointer(model, config.workdir).restore_trained(
+        f"--workdir: {config.workdir!r} has no MFA checkpoint yet; fit one with --model=mfa "
+        "--mode=train")
     return trained, bundle, model
 
 
