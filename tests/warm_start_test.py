@@ -1,6 +1,7 @@
 """The real-data warm start: clustering on small synthetic data, its cache, its errors, and the
 real-image loss terms that use it."""
 import dataclasses
+import glob
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ from gmmgan_tf import losses, train, warm_start, workdir
 from gmmgan_tf.errors import DataError
 
 from conftest import tiny_config
+from faults_test import DAMAGES, FAULTS
 
 SETTINGS = warm_start.Settings(num_components=3, autoencoder_steps=150, fit_images=120,
                                neighbors=10, dims=2, seed=0)
@@ -85,6 +87,29 @@ def test_cache_is_reused_and_a_damaged_one_rebuilt(blobs_result, tmp_path, monke
     # Another K makes the cache stale.
     warm_start.load_or_compute(_config(tmp_path, num_components=4), images, log=lambda _: None)
     assert len(calls) == 3
+
+
+WARM_START_FAULT = next(f for f in FAULTS if f.name == "warm-start cache")
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_damaged_warm_start_cache_is_rebuilt(blobs_result, tmp_path, monkeypatch, damage):
+    """The cells of docs/FAULTS.md's warm-start row: every cache file damaged the same way, then
+    what training does (load_or_compute): one line, a new clustering, the same result."""
+    images, _, result = blobs_result
+    config = _config(tmp_path)
+    monkeypatch.setattr(warm_start, "compute", lambda *args, **kwargs: result)
+    warm_start.load_or_compute(config, images, log=lambda _: None)
+    targets = glob.glob(WARM_START_FAULT.pattern.format(W=tmp_path))
+    assert len(targets) == 5
+    for target in targets:
+        DAMAGES[damage](target)
+    messages = []
+    rebuilt = warm_start.load_or_compute(config, images, log=messages.append)
+    assert WARM_START_FAULT.outcomes["train"].expect in messages[0] and len(messages) == 2
+    np.testing.assert_array_equal(rebuilt.responsibilities, result.responsibilities)
+    again = warm_start.load(str(tmp_path / "warm_start"), with_models=True)
+    np.testing.assert_array_equal(again.responsibilities, result.responsibilities)
 
 
 def test_too_few_images_is_a_one_line_data_error():
