@@ -1,0 +1,82 @@
+"""The TensorBoard HParams view of a training run: its options and its final numbers.
+
+<workdir>/tensorboard/ is itself a TensorBoard run (next to train/ and eval/) that holds the
+HParams experiment (which options and metrics the table has), this run's option values (written
+when training starts) and its final metrics as scalars `final/<metric>` (written when it ends).
+So `tensorboard --logdir=runs/s2` shows every workdir under runs/s2 as one row of a sortable
+table and one line of the parallel-coordinates view.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from gmmgan_tf.config import Config
+
+# The options that differ between experiments. Names that are not Config fields are skipped, so
+# an option may be listed before it exists.
+HPARAMS = ("model", "dataset", "num_components", "latent_dim", "discriminator_heads", "gan_loss",
+           "consistency", "real_fake_consistency", "pcm_adversarial_update",
+           "generator_consistency", "shared_encoder", "pcm_init", "prior_mean_init_std",
+           "adversarial_weight", "latent_consistency_weight", "real_fake_consistency_weight",
+           "real_augment_consistency_weight", "diversity_weight", "width_multiplier", "epochs",
+           "batch_size", "seed")
+# metrics.json key -> column title.
+METRICS = {"pcm_acc": "PCM ACC", "pcm_nmi": "PCM NMI", "pcm_ari": "PCM ARI",
+           "agreement_identity": "agreement", "component_purity": "purity",
+           "diversity_ratio_min": "diversity (min)", "domain_fid": "domain FID",
+           "ndb_over_k": "NDB/K"}
+METRIC_PREFIX = "final/"
+
+
+def hparams() -> list[hp.HParam]:
+    """The HParams of HPARAMS that Config has, with the choices of enum and bool options."""
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    params = []
+    for name in HPARAMS:
+        if name not in fields:
+            continue
+        field = fields[name]
+        if field.metadata.get("choices"):
+            domain = hp.Discrete(list(field.metadata["choices"]))
+        elif isinstance(field.default, bool):
+            domain = hp.Discrete([False, True])
+        else:
+            domain = None  # numbers and free strings: TensorBoard shows the values it finds
+        params.append(hp.HParam(name, domain, description=field.metadata.get("help")))
+    return params
+
+
+def metrics() -> list[hp.Metric]:
+    return [hp.Metric(METRIC_PREFIX + name, display_name=title)
+            for name, title in METRICS.items()]
+
+
+def logdir(workdir: str) -> str:
+    return os.path.join(workdir, "tensorboard")
+
+
+def write_config(config: Config) -> None:
+    """The experiment and this run's option values (a session of the HParams plugin)."""
+    params = hparams()
+    writer = tf.summary.create_file_writer(logdir(config.workdir))
+    with writer.as_default():
+        hp.hparams_config(hparams=params, metrics=metrics())
+        hp.hparams({p.name: getattr(config, p.name) for p in params},
+                   trial_id=os.path.normpath(config.workdir))
+    writer.close()
+
+
+def write_final_metrics(workdir: str, scores: dict, step: int) -> None:
+    """The METRICS found in `scores` (finite numbers only) as `final/<name>` scalars."""
+    writer = tf.summary.create_file_writer(logdir(workdir))
+    with writer.as_default(step=step):
+        for name in METRICS:
+            value = scores.get(name)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                tf.summary.scalar(METRIC_PREFIX + name, float(value))
+    writer.close()
