@@ -83,9 +83,9 @@ def read_images(source: str, image_shape: tuple[int, int, int], progress: bool) 
         if bar:
             bar.update(i + 1)
     if not loaded:
-        first = f"{skipped[0][0]}: {skipped[0][1]}" if skipped else "none given"
-        raise DataError(f"--images: none of the {len(items)} images could be used (first: "
-                        f"{first})")
+        name, reason = skipped[0]
+        raise DataError(f"--images: none of the {len(items)} images could be used (the first, "
+                        f"{name}: {reason})")
     return Loaded(kept, np.stack(loaded), skipped, len(items))
 
 
