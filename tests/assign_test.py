@@ -87,6 +87,9 @@ def test_npy_batches_read_like_the_folder_and_bad_images_are_skipped(run, tmp_pa
     assert from_floats.names == [f"{tmp_path}/floats.npy[{i}]" for i in (0, 1, 3)]
     np.testing.assert_allclose(from_floats.images, held_out[[0, 1, 3]], atol=1e-5)
     np.testing.assert_allclose(from_uint8.images, held_out[:4], atol=1e-5)
+    np.save(tmp_path / "nan.npy", np.full((2, 28, 28), np.nan, np.float32))
+    with pytest.raises(DataError, match=r"none of the 2 images could be used \(the first, "):
+        assign.read_images(str(tmp_path / "nan.npy"), shape, progress=False)
     np.save(tmp_path / "wrong.npy", np.zeros((2, 28, 28, 4), np.uint8))
     with pytest.raises(DataError, match=r"shape \(2, 28, 28, 4\); expected"):
         assign.read_images(str(tmp_path / "wrong.npy"), shape, progress=False)
