@@ -4,17 +4,23 @@
 HParams experiment (which options and metrics the table has), this run's option values (written
 when training starts) and its final metrics as scalars `final/<metric>` (written when it ends).
 So `tensorboard --logdir=runs/s2` shows every workdir under runs/s2 as one row of a sortable
-table and one line of the parallel-coordinates view.
+table and one line of the parallel-coordinates view. Workdirs trained before this existed get
+their row from their config.json and metrics.json:
+
+    python -m gmmgan_tf.hparams runs/s2/*
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
+import sys
 
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
+from gmmgan_tf import workdir as wd
 from gmmgan_tf.config import Config
 
 # The options that differ between experiments. Names that are not Config fields are skipped, so
@@ -80,3 +86,26 @@ def write_final_metrics(workdir: str, scores: dict, step: int) -> None:
             if isinstance(value, (int, float)) and math.isfinite(value):
                 tf.summary.scalar(METRIC_PREFIX + name, float(value))
     writer.close()
+
+
+def backfill(workdir: str) -> None:
+    """The HParams session of a finished run, from its config.json and metrics.json."""
+    config = dataclasses.replace(wd.load_config(workdir), workdir=workdir)  # wherever it is now
+    with open(wd.path(workdir, "metrics.json")) as f:
+        scores = json.load(f)
+    write_config(config)
+    write_final_metrics(workdir, scores, step=scores.get("epochs", config.epochs))
+
+
+if __name__ == "__main__":
+    from gmmgan_tf.errors import UserError
+
+    for run in sys.argv[1:]:
+        if not os.path.exists(wd.path(run, "metrics.json")):
+            print(f"{run}: skipped (no metrics.json: not a finished training run)")
+            continue
+        try:
+            backfill(run)
+            print(f"{run}: HParams written to {logdir(run)}")
+        except UserError as e:
+            print(f"{run}: skipped ({e})")

@@ -50,7 +50,21 @@ def _hparams_request(client, route, body):
 
 
 def test_hparams_dashboard_shows_the_options_and_final_metrics(trained):
+    _check_hparams(*trained)
+
+
+def test_a_finished_run_without_hparams_gets_them_from_its_files(trained):
     config, metrics = trained
+    root = hparams.logdir(config.workdir)
+    for name in os.listdir(root):
+        if name.startswith("events.out.tfevents"):
+            os.remove(os.path.join(root, name))
+    hparams.backfill(config.workdir)
+    _check_hparams(config, metrics)
+
+
+def _check_hparams(config, metrics):
+    """The HParams plugin's experiment and session groups of `config.workdir`."""
     client = _plugin_client(hparams_plugin.HParamsPlugin, config.workdir)
     experiment = _hparams_request(client, "/experiment", {"experimentName": ""})
     names = {info["name"] for info in experiment["hparamInfos"]}
