@@ -13,8 +13,8 @@ from typing import Any
 
 from gmmgan_tf.errors import ConfigError
 
-MODES = ("train", "evaluate", "sample", "interpolate", "export", "mfa_figures", "mfa_pix2pix",
-         "mfa_adversarial")  # the last three: --model=mfa workdirs (mfa/train.py)
+MODES = ("train", "evaluate", "sample", "interpolate", "export", "assign", "mfa_figures",
+         "mfa_pix2pix", "mfa_adversarial")  # the last three: --model=mfa workdirs (mfa/train.py)
 MODELS = ("gmmgan", "gmm", "gaussian", "mfa")
 TFDS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "oxford_flowers102")
 BUILTIN_DATASETS = ("mnist_5k",) + TFDS_DATASETS
@@ -190,6 +190,14 @@ class Config:
         "saved_models", "--mode=export: writes <dir>/gmmgan_generator/<v>/, "
         "<dir>/gmmgan_pcm/<v>/ and <dir>/models.config (TF Serving layout).")
 
+    # --- clustering a user's images, --mode=assign (gmmgan_tf/assign.py) -----------------------
+    images: str = _field(
+        "", "--mode=assign: a folder of PNG/JPEG/BMP/GIF images (searched recursively) or a .npy "
+        "batch [N, H, W(, C)] (uint8, or floats in [-1, 1]) to sort by the PCM's components.")
+    assign_dir: str = _field(
+        "", "--mode=assign: where assignments.csv and clusters/component_<k>.png go "
+        "(default <workdir>/assign).")
+
     def resolved(self) -> "Config":
         """Fills in what defaults to the data set (--image_size=0)."""
         if self.image_size:
@@ -261,6 +269,12 @@ class Config:
         _check(not (self.jit_compile and self.strategy != "default"), "jit_compile",
                "XLA does not work with a distribution strategy; drop --jit_compile or use "
                "--strategy=default")
+        _check(self.mode != "assign" or bool(self.images), "images",
+               "--mode=assign needs the images to sort: --images=<folder or .npy file>")
+        _check(not self.images or os.path.isdir(self.images)
+               or (self.images.endswith(".npy") and os.path.isfile(self.images)), "images",
+               f"{self.images!r} is neither a folder nor a .npy file; pass a folder of images or "
+               "a .npy batch")
         # MFA (gmmgan_tf/mfa/); l < pixels is checked against the data by the MFA itself.
         for name in ("mfa_components", "mfa_factors"):
             _check(getattr(self, name) >= 1, name, f"must be >= 1 (got {getattr(self, name)})")

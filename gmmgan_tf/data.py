@@ -11,69 +11,21 @@ dataset-fashion-mnist); imbalanced_<one of those> (make_imbalanced); folder:<pat
 from __future__ import annotations
 
 import dataclasses
-import pathlib
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from gmmgan_tf import data_check
 from gmmgan_tf.config import BUILTIN_DATASETS, TFDS_DATASETS, Config, ConfigError
+# DataBundle and the conversions live in data_core (shared with datasets_tfds); imported here
+# under their old names too, which callers use as data.DataBundle, data.resize, ...
+from gmmgan_tf.data_core import (IMAGE_SUFFIXES, DataBundle, UnreadableImage,  # noqa: F401
+                                 center_crop_resize, image_files, read_image_file, resize,
+                                 stratified_split, to_unit_range)
+from gmmgan_tf.datasets_tfds import load_tfds
 from gmmgan_tf.errors import DataError
 
 MNIST_5K_TEST_SIZE = 1000
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
-
-@dataclasses.dataclass(frozen=True)
-class DataBundle:
-    name: str
-    train_images: np.ndarray  # float32 [N, H, W, C] in [-1, 1]
-    train_labels: np.ndarray  # int64 [N], evaluation only
-    test_images: np.ndarray  # float32 [N', H, W, C] in [-1, 1], held out
-    test_labels: np.ndarray  # int64 [N']
-    num_classes: int
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_images.shape[1:])
-
-    def train_dataset(self, global_batch_size: int, seed: int,
-                      targets: np.ndarray | None = None) -> tf.data.Dataset:
-        """Shuffled, repeated batches of training images (no labels); with `targets` (the warm
-        start's responsibilities, one row an image) batches of {"images", "targets"}."""
-        if len(self.train_images) < global_batch_size:
-            raise ConfigError(
-                f"--batch_size: {global_batch_size} is larger than the {len(self.train_images)} "
-                f"training images of {self.name}; use a smaller batch")
-        elements = (self.train_images if targets is None
-                    else {"images": self.train_images, "targets": targets.astype(np.float32)})
-        return (tf.data.Dataset.from_tensor_slices(elements)
-                .cache()
-                .shuffle(len(self.train_images), seed=seed, reshuffle_each_iteration=True)
-                .repeat()
-                .batch(global_batch_size, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE))
-
-
-def to_unit_range(images_uint8: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [-1, 1], with a channel axis."""
-    images = images_uint8.astype(np.float32) / 127.5 - 1.0
-    return images[..., None] if images.ndim == 3 else images
-
-
-def stratified_split(labels: np.ndarray, test_size: int, seed: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled train/test indices with the class proportions kept in both parts."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    per_class = test_size // len(classes)
-    train, test = [], []
-    for c in classes:
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        test.append(idx[:per_class])
-        train.append(idx[per_class:])
-    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
 def load_mnist_5k(config: Config) -> DataBundle:
@@ -86,29 +38,6 @@ def load_mnist_5k(config: Config) -> DataBundle:
     train, test = stratified_split(y, MNIST_5K_TEST_SIZE, seed=0)
     return DataBundle("mnist_5k", images[train], y[train].astype(np.int64),
                       images[test], y[test].astype(np.int64), num_classes=10)
-
-
-def resize(images: np.ndarray, size: int) -> np.ndarray:
-    """[N, h, w, c] images in [-1, 1] -> [N, size, size, c], bilinear, in chunks (memory).
-
-    Antialiasing only changes downscaling; upscaling (28 -> 64) skips its 4x slower kernel.
-    """
-    if images.shape[1] == size and images.shape[2] == size:
-        return images
-    antialias = size < max(images.shape[1:3])
-    chunks = [tf.image.resize(images[i:i + 8192], (size, size), antialias=antialias).numpy()
-              for i in range(0, len(images), 8192)]
-    return np.concatenate(chunks).clip(-1, 1)
-
-
-def center_crop_resize(image: tf.Tensor, size: int) -> tf.Tensor:
-    """The central min(h, w) square of an [h, w, c] uint8 image -> [size, size, c] in [-1, 1]."""
-    shape = tf.shape(image)
-    side = tf.minimum(shape[0], shape[1])
-    image = tf.image.crop_to_bounding_box(image, (shape[0] - side) // 2,
-                                          (shape[1] - side) // 2, side, side)
-    image = tf.image.resize(tf.cast(image, tf.float32), (size, size), antialias=True)
-    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
 
 
 def make_imbalanced(bundle: DataBundle, dominant_class: int, minor_count: int, mode: str,
@@ -158,21 +87,19 @@ def load_folder(path: str, image_size: int, seed: int) -> DataBundle:
     10% of each class (at least 1) is held out.
     """
     root = data_check.readable_folder(path)
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and _image_files(d))
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and image_files(d))
     sources = [(root / c, label) for label, c in enumerate(classes)] or [(root, 0)]
-    files = [(f, label) for folder, label in sources for f in _image_files(folder)]
+    files = [(f, label) for folder, label in sources for f in image_files(folder)]
     if not files:
         raise DataError(f"folder:{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) in it or "
                         "in its sub-folders")
     images, labels, bad = [], [], 0
     for f, label in files:
         try:
-            image = tf.io.decode_image(f.read_bytes(), expand_animations=False)
-        except (tf.errors.InvalidArgumentError, OSError):
+            images.append(read_image_file(f, image_size))
+        except UnreadableImage:
             bad += 1
             continue
-        image = image[..., :1] if image.shape[-1] <= 2 else image[..., :3]  # drop alpha
-        images.append(center_crop_resize(image, image_size).numpy())
         labels.append(label)
     if bad:
         logging.warning("folder:%s: skipped %d unreadable or corrupt image file(s) of %d",
@@ -193,11 +120,6 @@ def load_folder(path: str, image_size: int, seed: int) -> DataBundle:
                       num_classes=num_classes)
 
 
-def _image_files(folder: pathlib.Path) -> list[pathlib.Path]:
-    return sorted(f for f in folder.iterdir()
-                  if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def load(config: Config) -> DataBundle:
     """The DataBundle of --dataset (see the module docstring for the names)."""
     config = config.resolved()
@@ -211,9 +133,6 @@ def load(config: Config) -> DataBundle:
     if name == "mnist_5k":
         return load_mnist_5k(config)
     if name in TFDS_DATASETS:
-        # Imported here: it needs DataBundle from this module.
-        from gmmgan_tf.datasets_tfds import load_tfds
-
         return load_tfds(config)
     raise ConfigError(f"--dataset: unknown dataset {name!r}; use one of {BUILTIN_DATASETS}, "
                       "imbalanced_<name> or folder:<path>")

@@ -21,7 +21,8 @@ from absl import logging
 
 from gmmgan_tf import data_check
 from gmmgan_tf.config import Config
-from gmmgan_tf.data import DataBundle, center_crop_resize, resize, stratified_split, to_unit_range
+from gmmgan_tf.data_core import (DataBundle, center_crop_resize, resize, stratified_split,
+                                 to_unit_range)
 from gmmgan_tf.errors import DataError
 
 FLOWERS_CLASSES = 10  # the paper uses labels 0-9 of Oxford Flowers 102

@@ -11,7 +11,7 @@ import numpy as np
 
 from gmmgan_tf import data as data_lib
 from gmmgan_tf.config import Config
-from gmmgan_tf.data import DataBundle
+from gmmgan_tf.data_core import DataBundle
 from gmmgan_tf.metrics import clustering, report
 from gmmgan_tf.metrics.domain_classifier import load_or_train
 from gmmgan_tf.metrics.inception import InceptionExtractor

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from gmmgan_tf import evaluation, images, workdir as wd
+from gmmgan_tf import evaluation, images, projector, workdir as wd
 from gmmgan_tf.config import Config, ConfigError, check_workdir_writable
 from gmmgan_tf.metrics import plots, report
 
@@ -28,6 +28,9 @@ def evaluate(config: Config) -> None:
     scores = evaluate_workdir(config.workdir, config)
     written = sorted(os.listdir(wd.path(config.workdir, "eval")))
     print(f"Wrote {wd.path(config.workdir, 'eval')}/: {', '.join(written)}")
+    if os.path.isdir(projector.directory(config.workdir)):
+        print(f"Projector: tensorboard --logdir={config.workdir}, Projector tab "
+              f"({projector.directory(config.workdir)})")
     print(evaluation.headline(scores))
 
 
@@ -43,6 +46,8 @@ def evaluate_workdir(workdir: str, config: Config) -> dict:
     scores = evaluation.evaluate(model, bundle, trained, trained.ndb_samples,
                                    progress=sys.stdout.isatty())
     wd.write_json(wd.path(workdir, "eval", "metrics.json"), scores)
+    if model.pcm is not None:
+        projector.write(model, bundle.test_images, bundle.test_labels, workdir)
     _plots([(os.path.basename(os.path.normpath(workdir)), scores)],
            wd.path(workdir, "eval"), bundle.train_labels, bundle.num_classes)
     return scores
@@ -122,13 +127,15 @@ def _is_mfa_run(workdir: str) -> bool:
 
 
 def run(config: Config) -> None:
+    from gmmgan_tf.assign import assign
     from gmmgan_tf.export import export
     from gmmgan_tf.mfa import train as mfa_train
 
     handlers = {"evaluate": evaluate, "sample": sample, "interpolate": interpolate,
-                "export": export, "mfa_figures": mfa_train.figures,
+                "export": export, "assign": assign, "mfa_figures": mfa_train.figures,
                 "mfa_pix2pix": mfa_train.run_pix2pix, "mfa_adversarial": mfa_train.run_adversarial}
-    if _is_mfa_run(config.workdir) and config.mode in ("sample", "interpolate", "export"):
+    if _is_mfa_run(config.workdir) and config.mode in ("sample", "interpolate", "export",
+                                                         "assign"):
         raise ConfigError(f"--mode={config.mode}: {config.workdir!r} holds an MFA; use "
                           "--mode=mfa_figures (samples, outliers, in-painting, components), "
                           "mfa_pix2pix, mfa_adversarial or evaluate")

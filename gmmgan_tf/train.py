@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from gmmgan_tf import data as data_lib
-from gmmgan_tf import evaluation, images, warm_start, workdir as wd
+from gmmgan_tf import evaluation, hparams, images, projector, warm_start, workdir as wd
 from gmmgan_tf.config import Config, check_workdir_writable
 from gmmgan_tf.errors import TrainingDiverged
 from gmmgan_tf.distribute import make_strategy, worker_workdir
@@ -92,6 +92,7 @@ def train_and_evaluate(config: Config) -> dict:
     # Non-chief workers of a multi-worker run write everything to scratch (see worker_workdir).
     shared_workdir = config.workdir
     config = dataclasses.replace(config, workdir=worker_workdir(config.workdir, strategy))
+    hparams.write_config(config)
     checkpointer = wd.Checkpointer(model, config.workdir, restore_from=shared_workdir)
     initial_epoch = checkpointer.restore_latest()
     if initial_epoch:
@@ -123,6 +124,7 @@ def train_and_evaluate(config: Config) -> dict:
     metrics.update(warm_start_scores)
     metrics["train_seconds_this_session"] = round(time.time() - start, 1)
     wd.write_json(wd.path(config.workdir, "metrics.json"), metrics)
+    hparams.write_final_metrics(config.workdir, metrics, step=config.epochs)
     if config.workdir != shared_workdir:
         shutil.rmtree(config.workdir, ignore_errors=True)
     return metrics
@@ -158,8 +160,10 @@ def warm_start_targets(model, bundle, config: Config, fresh: bool) -> tuple[np.n
 
 
 def finalize(model, bundle, config: Config) -> dict:
-    """samples.png and the final quality numbers."""
+    """samples.png, the Projector's view of the PCM and the final quality numbers."""
     images.save_png(wd.path(config.workdir, "samples.png"), sample_grid(model, config))
+    if model.pcm is not None:
+        projector.write(model, bundle.test_images, bundle.test_labels, config.workdir)
     metrics = {"model": config.model, "dataset": config.dataset,
                "epochs": config.epochs, "steps_per_epoch": config.steps_per_epoch
                or len(bundle.train_images) // config.batch_size}
