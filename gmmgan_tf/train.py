@@ -60,7 +60,8 @@ class EpochEnd(keras.callbacks.Callback):
                 scores = report.scalars(evaluation.evaluate(
                     self.model, self.bundle, self.config, self.config.eval_samples))
                 for name, value in scores.items():
-                    tf.summary.scalar(f"eval/{name}", value)
+                    if math.isfinite(value):  # NaN: undefined this epoch (see evaluation.py)
+                        tf.summary.scalar(f"eval/{name}", value)
                 print(f"epoch {epoch + 1} eval: {evaluation.headline(scores)}", flush=True)
         self.writer.flush()
 
