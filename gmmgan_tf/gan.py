@@ -55,6 +55,9 @@ class GMMGAN(keras.Model):
                                 or config.self_label_weight):
             self.augmenter = augmenter(config.seed)
             self.augmenter.build((None, *self.image_shape))  # fit under a strategy needs it built
+        # An attribute, so that checkpoints (which do not see Keras' seed generators) carry it
+        # and a resumed run draws the noise an uninterrupted one would.
+        self.noise_seed_state = self.noise_seed.state
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.built = True
 

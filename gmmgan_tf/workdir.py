@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 
 import tensorflow as tf
 
@@ -87,8 +88,24 @@ class Checkpointer:
         """Restores the newest checkpoint if any; returns the number of completed epochs."""
         latest = tf.train.latest_checkpoint(self.restore_dir)
         if latest:
-            self.checkpoint.restore(latest).expect_partial()
+            self.restore(latest)
         return int(self.epoch.numpy())
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restores every variable of the model (and of its optimizers, when built) from one
+        checkpoint, or raises ConfigError: a variable the checkpoint lacks would silently keep
+        its fresh initial value. Values the model does not use (the optimizers' state, for an
+        evaluation that builds none) are allowed."""
+        status = self.checkpoint.restore(checkpoint_path).expect_partial()
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as e:
+            count = re.search(r"Found (\d+)", str(e))
+            names = ", ".join(re.findall(r"path=([^,\s]+)", str(e))[:3])
+            raise ConfigError(
+                f"--workdir: {checkpoint_path} lacks {count.group(1) if count else 'some'} objects "
+                f"of this model (e.g. {names or 'see the TensorFlow log'}); it was "
+                "written by another model or version: train into a new --workdir") from None
 
     def save(self, completed_epochs: int) -> str:
         self.epoch.assign(completed_epochs)
