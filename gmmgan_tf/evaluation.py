@@ -44,25 +44,34 @@ def within_component_diversity(model, data: DataBundle, num_per_component: int =
                                seed: int = 0) -> dict[str, float]:
     """Mean pairwise L2 distance of samples from one component, divided by the same among real
     held-out images of the class the PCM matches to that component (1.0 = as varied as the
-    data). Returns the minimum and mean ratio over components."""
+    data). Returns the minimum and mean ratio over the components that have one.
+
+    A component has no ratio (NaN, left out of the minimum and mean, and counted in
+    `diversity_components_skipped`) when the PCM assigns it no held-out image, or when its
+    matched class has fewer than 2 distinct held-out images (no pairwise distance to divide by);
+    0.0 would read as a collapsed component. With no ratio at all, min and mean are NaN.
+    """
     fakes, components = model.sample(num_per_component, seed=seed)
     cluster_of_real = model.responsibilities(data.test_images).argmax(axis=1)
-    ratios = []
+    ratios = np.full(model.num_components, np.nan)
     for k in range(model.num_components):
-        own = fakes[components == k].reshape(num_per_component, -1)
         members = data.test_labels[cluster_of_real == k]
         if members.size == 0:
-            ratios.append(0.0)
             continue
         matched_class = np.bincount(members).argmax()
         real = data.test_images[data.test_labels == matched_class][:num_per_component]
-        ratios.append(_mean_pairwise_distance(own) / _mean_pairwise_distance(real.reshape(
-            len(real), -1)))
-    return {"diversity_ratio_min": float(np.min(ratios)),
-            "diversity_ratio_mean": float(np.mean(ratios))}
+        reference = _mean_pairwise_distance(real.reshape(len(real), -1))
+        if reference > 0:
+            own = fakes[components == k].reshape(num_per_component, -1)
+            ratios[k] = _mean_pairwise_distance(own) / reference
+    rated = ratios[np.isfinite(ratios)]
+    return {"diversity_ratio_min": float(rated.min()) if rated.size else float("nan"),
+            "diversity_ratio_mean": float(rated.mean()) if rated.size else float("nan"),
+            "diversity_components_skipped": int(model.num_components - rated.size)}
 
 
 def _mean_pairwise_distance(x: np.ndarray) -> float:
+    """Over distinct pairs; 0.0 for fewer than 2 rows."""
     sq = np.sum(x * x, axis=1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)
     n = len(x)

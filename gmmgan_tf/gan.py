@@ -55,6 +55,9 @@ class GMMGAN(keras.Model):
                                 or config.self_label_weight):
             self.augmenter = augmenter(config.seed)
             self.augmenter.build((None, *self.image_shape))  # fit under a strategy needs it built
+        # An attribute, so that checkpoints (which do not see Keras' seed generators) carry it
+        # and a resumed run draws the noise an uninterrupted one would.
+        self.noise_seed_state = self.noise_seed.state
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.built = True
 
@@ -158,8 +161,9 @@ class GMMGAN(keras.Model):
                            if targets is not None else tf.constant(0.0))
             else:
                 xz_loss = xx_loss = aug_loss = self_loss = pl_loss = tf.constant(0.0)
-            div_loss = (losses.mode_seeking_loss(tf.reshape(fakes, (batch, k, -1)), z)
-                        if c.diversity_weight else tf.constant(0.0))
+            div_loss = (losses.mode_seeking_loss(
+                self._global_batch(tf.reshape(fakes, (batch, k, -1))), self._global_batch(z))
+                if c.diversity_weight else tf.constant(0.0))
             adv_d = self._scale(c.adversarial_weight * d_loss)
             adv_g = self._scale(c.adversarial_weight * g_loss)
             xz = self._scale(c.latent_consistency_weight * xz_loss)
@@ -249,8 +253,8 @@ class GMMGAN(keras.Model):
         order), so that batch statistics (eq. 6's sum_i r_ik, the IIC joints) are the global
         batch's and every replica computes the same global losses. all_gather's gradient is
         the replicas' summed gradients of the gathered slice, so with `_scale` the summed
-        gradients equal a single device's on the global batch. Not gathered: the mode-seeking
-        term pairs fakes within each replica's share."""
+        gradients equal a single device's on the global batch (the mode-seeking term too: it
+        pairs fakes across the global batch, as one device does)."""
         context = tf.distribute.get_replica_context()
         if context.num_replicas_in_sync == 1:
             return x

@@ -153,13 +153,22 @@ def self_label_loss(real_probs: tf.Tensor, augmented_logits: tf.Tensor, threshol
 
 def mode_seeking_loss(fakes: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
     """Within-component diversity (mode seeking, Mao et al. 2019), which G minimises:
-    mean_k 1 / (mean|x^_ik - x^_jk| / mean|z_ik - z_jk| + 1e-5) for pairs j = i + 1 of the same
-    component k. fakes [M, K, ...], z [M, K, d]. Collapsed components (equal images for
-    different noise) make it large."""
-    image_gap = tf.reduce_mean(tf.abs(fakes - tf.roll(fakes, 1, axis=0)),
-                               axis=list(range(2, fakes.shape.rank)))
-    latent_gap = tf.reduce_mean(tf.abs(z - tf.roll(z, 1, axis=0)), axis=-1)
-    return tf.reduce_mean(1.0 / (image_gap / latent_gap + 1e-5))
+    mean_{i,k} 1 / (mean|x^_ik - x^_jk| / mean|z_ik - z_jk| + 1e-5) over the pairs
+    j = i - 1 (mod M) of the same component k. fakes [M, K, ...], z [M, K, d]. Collapsed
+    components (equal images for different noise) make it large.
+
+    With M < 2 there is no pair (i would be paired with itself, 0/0): the term is 0, with a
+    zero gradient, so a batch of one image trains on the other losses alone.
+    """
+    fakes, z = tf.convert_to_tensor(fakes), tf.convert_to_tensor(z)
+
+    def term():
+        image_gap = tf.reduce_mean(tf.abs(fakes - tf.roll(fakes, 1, axis=0)),
+                                   axis=list(range(2, fakes.shape.rank)))
+        latent_gap = tf.reduce_mean(tf.abs(z - tf.roll(z, 1, axis=0)), axis=-1)
+        return tf.reduce_mean(1.0 / (image_gap / latent_gap + 1e-5))
+
+    return tf.cond(tf.shape(fakes)[0] >= 2, term, lambda: tf.zeros((), fakes.dtype))
 
 
 # --- WGAN-GP (Gulrajani et al. 2017): --gan_loss=wgan_gp and the adversarial MFA ------------

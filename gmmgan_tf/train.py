@@ -60,7 +60,8 @@ class EpochEnd(keras.callbacks.Callback):
                 scores = report.scalars(evaluation.evaluate(
                     self.model, self.bundle, self.config, self.config.eval_samples))
                 for name, value in scores.items():
-                    tf.summary.scalar(f"eval/{name}", value)
+                    if math.isfinite(value):  # NaN: undefined this epoch (see evaluation.py)
+                        tf.summary.scalar(f"eval/{name}", value)
                 print(f"epoch {epoch + 1} eval: {evaluation.headline(scores)}", flush=True)
         self.writer.flush()
 
@@ -111,8 +112,10 @@ def train_and_evaluate(config: Config) -> dict:
     ]
     start = time.time()
     if initial_epoch < config.epochs:
-        model.fit(bundle.train_dataset(config.batch_size, config.seed, targets),
-                  epochs=config.epochs,
+        # A resumed run skips the batches it already trained on, as an uninterrupted one would.
+        dataset = bundle.train_dataset(config.batch_size, config.seed, targets).skip(
+            initial_epoch * steps)
+        model.fit(dataset, epochs=config.epochs,
                   steps_per_epoch=steps, initial_epoch=initial_epoch, callbacks=callbacks,
                   verbose=1 if sys.stdout.isatty() else 2)
     if guard.failure:

@@ -118,10 +118,6 @@ class Checkpointer:
         lists and those whose index file is present (the state file may be damaged)."""
         return checkpoint_prefixes(self.restore_dir)
 
-    def restore(self, prefix: str) -> None:
-        """Restores one checkpoint; raises one of CHECKPOINT_READ_ERRORS when it is damaged."""
-        self.checkpoint.restore(prefix).expect_partial()
-
     def restore_latest(self) -> int:
         """Restores the newest checkpoint that can be read, skipping damaged ones with one line
         each; returns the number of completed epochs (0 without checkpoints). Raises ConfigError,
@@ -151,6 +147,22 @@ class Checkpointer:
         done = self.restore_latest()
         print(f"Using {self.restored} (epoch {done}).", flush=True)
         return done
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restores every variable of the model (and of its optimizers, when built) from one
+        checkpoint; raises one of CHECKPOINT_READ_ERRORS when it is damaged, or ConfigError: a variable the checkpoint lacks would silently keep
+        its fresh initial value. Values the model does not use (the optimizers' state, for an
+        evaluation that builds none) are allowed."""
+        status = self.checkpoint.restore(checkpoint_path).expect_partial()
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as e:
+            count = re.search(r"Found (\d+)", str(e))
+            names = ", ".join(re.findall(r"path=([^,\s]+)", str(e))[:3])
+            raise ConfigError(
+                f"--workdir: {checkpoint_path} lacks {count.group(1) if count else 'some'} objects "
+                f"of this model (e.g. {names or 'see the TensorFlow log'}); it was "
+                "written by another model or version: train into a new --workdir") from None
 
     def save(self, completed_epochs: int) -> str:
         self.epoch.assign(completed_epochs)

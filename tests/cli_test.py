@@ -59,6 +59,10 @@ def test_smoke_run_end_to_end_then_sample_and_interpolate(tmp_path):
     replay = main_py(f"--flagfile={workdir}/flags.cfg")
     assert replay.returncode == 0, replay.stderr[-2000:]
     assert "Resuming" in replay.stdout
+    replayed = json.load(open(os.path.join(workdir, "metrics.json")))
+    for scores in (metrics, replayed):
+        del scores["train_seconds_this_session"]
+    assert json.dumps(replayed, sort_keys=True) == json.dumps(metrics, sort_keys=True)
     for mode in ("sample", "interpolate"):
         result = main_py(f"--mode={mode}", f"--workdir={workdir}")
         assert result.returncode == 0, (mode, result.stderr[-2000:])
@@ -94,23 +98,28 @@ def test_a_workdir_refuses_a_different_run(tmp_path):
     assert "--latent_dim: 9 differs from the run already in" in result.stderr
 
 
-def test_kill_9_then_the_same_command_resumes_from_the_last_completed_epoch(tmp_path):
+def test_kill_9_during_training_then_the_same_command_resumes_from_the_last_epoch(tmp_path):
     workdir = str(tmp_path / "run")
-    args = ["--flagfile=flags/smoke.cfg", f"--workdir={workdir}", "--epochs=4",
-            "--steps_per_epoch=20", "--eval_every=0"]
-    process = subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["--flagfile=flags/smoke.cfg", f"--workdir={workdir}", "--steps_per_epoch=20",
+            "--eval_every=0"]
+    # 1000 epochs cannot end before the kill, so the kill lands during training.
+    process = subprocess.Popen([sys.executable, "main.py", *args, "--epochs=1000"], cwd=ROOT,
+                               env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     index = os.path.join(workdir, "checkpoints", "checkpoint")
     deadline = time.time() + 240
     while time.time() < deadline and not os.path.exists(index) and process.poll() is None:
         time.sleep(0.2)
+    assert process.poll() is None, "training ended before the kill"
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert os.path.exists(index), "no checkpoint was written before the kill"
-    result = main_py(*args)
+    done = int(open(index).readline().split('"')[1].rsplit("-", 1)[1])  # ckpt-<epochs done>
+    assert 1 <= done < 1000
+    # --epochs may change on resumption: one more epoch than the kill left.
+    result = main_py(*args, f"--epochs={done + 1}")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Resuming" in result.stdout
-    assert "ckpt-4" in open(index).read()
+    assert f"after epoch {done}." in result.stdout
+    assert f"ckpt-{done + 1}" in open(index).readline()
 
 
 def test_nan_losses_stop_training_and_keep_the_last_good_checkpoint(tmp_path, monkeypatch):

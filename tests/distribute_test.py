@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from gmmgan_tf.config import Config
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -29,7 +31,9 @@ def run_scenario(name: str, *args: str) -> dict:
 
 
 VARIANTS = {
-    "default_recipe": {},  # per-component heads, IIC + cross-entropy, paired MI
+    # Per-component heads, IIC + cross-entropy, paired MI and the mode-seeking term (which
+    # tiny_config switches off) at its default weight.
+    "default_recipe": {"diversity_weight": Config().diversity_weight},
     "single_head_literal": {"discriminator_heads": "single",
                             "real_fake_consistency": "marginal_kl",
                             "pcm_adversarial_update": True, "generator_consistency": True},

@@ -62,17 +62,38 @@ def test_baselines_train_d_and_g_and_learn_a_mixture_prior_adversarially(model_n
 
 def test_shared_encoder_is_one_set_of_weights():
     model = make_model(shared_encoder=True)
-    assert model.pcm.encoder is model.discriminator.encoder
     separate = make_model()
-    assert model.count_params() < separate.count_params()
+    assert model.pcm.encoder is model.discriminator.encoder
+    assert {id(v) for v in model.pcm.encoder.variables} <= {
+        id(v) for v in model.discriminator.trainable_variables}
+    assert model.count_params() == (separate.count_params()
+                                    - separate.pcm.encoder.count_params())
+    assert separate.pcm.encoder.count_params() > 0
 
 
-def test_replica_noise_and_every_component_get_fakes():
-    model = make_model()
-    images, components = model.sample(4, seed=1)
-    assert images.shape == (12, 28, 28, 1)
-    assert np.all(np.abs(images) <= 1.0)
-    np.testing.assert_array_equal(np.bincount(components), [4, 4, 4])
+@pytest.mark.parametrize("model_name", ["gmmgan", "gaussian"])
+def test_component_c_with_noise_eps_is_generated_from_mu_c_plus_sigma_c_eps(model_name):
+    model = make_model(model=model_name, prior_mean_init_std=2.0)
+    if model.config.uses_mixture_prior:  # scales differ between components (init: equal)
+        model.prior.raw_scales.assign(np.random.default_rng(2).normal(size=(3, 4)))
+    floor = model.config.prior_sigma_floor if model.config.uses_mixture_prior else 0.0
+    means = model.prior.means.numpy()
+    scales = np.log1p(np.exp(model.prior.raw_scales.numpy())) + floor  # softplus, by hand
+    components = np.array([2, 0, 1, 2, 1])
+    eps = np.random.default_rng(3).standard_normal((5, 4)).astype(np.float32)
+    if model_name == "gaussian":  # one N(0, I) for every requested component
+        assert means.shape == (1, 4) and np.all(means == 0) and np.allclose(scales, 1)
+    row = np.zeros_like if model_name == "gaussian" else np.asarray
+    z = means[row(components)] + scales[row(components)] * eps
+    np.testing.assert_allclose(model.latents(components, eps).numpy(), z, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.generate(components, eps, batch_size=2),
+                               model.generator(z, training=False).numpy(), atol=1e-5)
+    # sample(): component-major, with N(0, I) noise from numpy's generator of that seed.
+    images, ids = model.sample(2, seed=1)
+    np.testing.assert_array_equal(ids, [0, 0, 1, 1, 2, 2])
+    eps = np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32)
+    by_hand = model.generator(means[row(ids)] + scales[row(ids)] * eps, training=False).numpy()
+    np.testing.assert_allclose(images, by_hand, atol=1e-5)
 
 
 def test_a_few_dozen_steps_lower_d_and_c_losses():

@@ -7,15 +7,42 @@ from scipy.stats import multivariate_normal
 from gmmgan_tf.prior import MixturePrior
 
 
-def test_responsibilities_equal_a_hand_softmax_of_log_densities():
-    prior = MixturePrior(3, 2, mean_init_std=1.0, sigma_init=0.7, seed=1)
-    z = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+def scipy_responsibilities(prior, z):
+    """alpha_k N(z; mu_k, diag sigma_k^2) / sum_j (...), with alpha = softmax(mixture logits)."""
     means, scales = prior.means.numpy(), prior.scales().numpy()
-    log_dens = np.stack([multivariate_normal(means[k], np.diag(scales[k] ** 2)).logpdf(z)
-                         for k in range(3)], axis=1)
-    expected = np.exp(log_dens - log_dens.max(1, keepdims=True))
-    expected /= expected.sum(1, keepdims=True)
-    np.testing.assert_allclose(prior.responsibilities(z).numpy(), expected, rtol=1e-4, atol=1e-6)
+    logits = prior.mixture_logits.numpy().astype(np.float64)
+    log_alpha = logits - np.log(np.exp(logits).sum())
+    log_joint = np.stack([log_alpha[k] + multivariate_normal(
+        means[k], np.diag(scales[k] ** 2)).logpdf(z) for k in range(len(means))], axis=1)
+    expected = np.exp(log_joint - log_joint.max(1, keepdims=True))
+    return expected / expected.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("logits", [[0.0, 0.0, 0.0], [1.5, -1.0, 0.2]])
+def test_responsibilities_equal_a_hand_softmax_of_log_densities(logits):
+    prior = MixturePrior(3, 2, mean_init_std=1.0, sigma_init=0.7, seed=1)
+    prior.mixture_logits.assign(logits)
+    z = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    np.testing.assert_allclose(prior.responsibilities(z).numpy(),
+                               scipy_responsibilities(prior, z), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("learn", [False, True])
+def test_learned_mixture_logits_move_pr_k_given_z_as_softmax_calculus_says(learn):
+    prior = MixturePrior(3, 2, mean_init_std=1.0, learn_mixture_logits=learn, seed=2)
+    assert any(v is prior.mixture_logits for v in prior.trainable_variables) == learn
+    prior.mixture_logits.assign([0.3, -0.4, 0.1])
+    z = np.random.default_rng(1).normal(size=(4, 2)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        first = tf.reduce_sum(prior.responsibilities(z)[:, 0])
+    grad = tape.gradient(first, prior.mixture_logits)
+    if not learn:  # fixed log alpha: not watched, never updated
+        assert grad is None
+        return
+    # w_k = softmax_k(a_k + log N_k): d w_0 / d a_j = w_0 (delta_0j - w_j).
+    w = scipy_responsibilities(prior, z)
+    np.testing.assert_allclose(grad.numpy(), (w[:, :1] * (np.eye(3)[0] - w)).sum(0), rtol=1e-3,
+                               atol=1e-6)
 
 
 def test_reparameterised_samples_carry_gradients_to_means_and_scales():

@@ -1,0 +1,132 @@
+"""One Algorithm 1 step against a by-hand recomputation on the same networks, weights and noise:
+every logged loss and every variable group's gradient.
+
+The reference calls the networks as train_step does (training=True, the same batches: the
+generator's BatchNorm sees the same M*K latents), but builds everything else itself: z from the
+prior's variables, Pr(k|z) from the Gaussian log-densities, head k's logit on component k's fake,
+the paired fake of eq. 5 and the first fake of the gradient penalty by explicit indices into the
+generator's flat output (row i*K + k is x^_i^k). The loss formulas are the `losses` functions,
+each tested against NumPy in losses_test.py.
+"""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_config
+from gmmgan_tf import losses
+from gmmgan_tf.gan import GMMGAN
+
+IMAGE_SHAPE = (28, 28, 1)
+M, K, D = 4, 3, 4
+
+
+def reference(model, real, eps, penalty_eps):
+    """(losses, gradients per group) of one step, by hand."""
+    c = model.config
+    groups = model.variable_groups()
+    per_component = c.discriminator_heads == "per_component" and c.uses_mixture_prior
+    rows = np.arange(M)[:, None] * K + np.arange(K)[None, :]  # [M, K]: row of x^_i^k
+    with tf.GradientTape(persistent=True) as tape:
+        if c.uses_mixture_prior:
+            mu = tf.convert_to_tensor(model.prior.means)
+            sigma = tf.nn.softplus(model.prior.raw_scales) + c.prior_sigma_floor
+        else:
+            mu, sigma = tf.zeros((1, D)), tf.ones((1, D))
+        z = mu + sigma * eps  # [M, K, d]
+        fakes = model.generator(tf.reshape(z, (M * K, D)), training=True)
+        d_fake_all = model.discriminator(fakes, training=True)  # [M*K, heads]
+        heads = np.tile(np.arange(K), (M, 1)) if per_component else np.zeros_like(rows)
+        fake_d = tf.gather_nd(d_fake_all, np.stack([rows, heads], -1))  # head k on x^_i^k
+        real_d = model.discriminator(real, training=True)
+        r = (tf.nn.softmax(model.pcm(real, training=True)) if model.pcm is not None
+             else tf.fill((M, K), 1.0 / K))
+        out = {}
+        if c.gan_loss == "wgan_gp":
+            first = tf.gather(fakes, rows[:, 0])
+            penalty = losses.gradient_penalty(model.discriminator, real,
+                                              tf.stop_gradient(first), penalty_eps)
+            out["d_loss"] = losses.wasserstein_critic_loss(real_d, fake_d, penalty)
+            out["g_loss"] = losses.wasserstein_generator_loss(fake_d)
+        else:
+            out["d_loss"] = losses.discriminator_loss(real_d, fake_d, tf.stop_gradient(r),
+                                                      per_component)
+            out["g_loss"] = losses.generator_loss(
+                fake_d, r if c.pcm_adversarial_update else tf.stop_gradient(r), per_component,
+                non_saturating=c.gan_loss == "non_saturating")
+        out["diversity_loss"] = losses.mode_seeking_loss(tf.reshape(fakes, (M, K, -1)), z)
+        g_objective = out["g_loss"] + c.diversity_weight * out["diversity_loss"]
+        if model.pcm is not None:
+            log_density = (-0.5 * tf.reduce_sum(((z[:, :, None] - mu) / sigma) ** 2, -1)
+                           - tf.reduce_sum(tf.math.log(sigma), -1) - 0.5 * D * np.log(2 * np.pi))
+            w = tf.nn.softmax(tf.nn.log_softmax(model.prior.mixture_logits) + log_density)
+            fake_c = model.pcm(fakes, training=True)
+            out["latent_consistency_loss"] = losses.latent_consistency_loss(
+                tf.reshape(w, (-1, K)), fake_c, c.consistency)
+            detached = tf.stop_gradient(fakes)
+            if c.real_fake_consistency == "paired_mi":
+                chosen = rows[np.arange(M), np.argmax(r.numpy(), 1)]  # x^_i^{argmax_k r_ik}
+                paired = tf.nn.softmax(model.pcm(tf.gather(detached, chosen), training=True))
+                out["real_fake_consistency_loss"] = -losses.mutual_information(r, paired)
+            else:
+                probs = tf.nn.softmax(model.pcm(detached, training=True))
+                out["real_fake_consistency_loss"] = losses.real_fake_consistency_loss(
+                    r, tf.reshape(probs, (M, K, K)), "marginal_kl")
+            consistency = (c.latent_consistency_weight * out["latent_consistency_loss"]
+                           + c.real_fake_consistency_weight * out["real_fake_consistency_loss"])
+            if c.generator_consistency:
+                g_objective += c.latent_consistency_weight * out["latent_consistency_loss"]
+    grads = {"d": tape.gradient(out["d_loss"], groups["d"]),
+             "g": tape.gradient(g_objective, groups["g"])}
+    if model.pcm is None:
+        grads["prior"] = tape.gradient(g_objective, groups["prior"])
+    else:
+        grads["prior"] = tape.gradient(consistency, groups["prior"])
+        grads["c"] = tape.gradient(consistency, groups["c"])
+        if c.pcm_adversarial_update:
+            grads["c"] = [a + b for a, b in zip(grads["c"], tape.gradient(out["g_loss"],
+                                                                          groups["c"]))]
+    return {k: float(v) for k, v in out.items()}, grads
+
+
+CASES = {
+    "default_recipe": {},  # per-component heads, mi+xent, paired_mi, diversity on
+    "single_head_literal": dict(discriminator_heads="single", real_fake_consistency="marginal_kl",
+                                pcm_adversarial_update=True, generator_consistency=True,
+                                learn_mixture_logits=True, gan_loss="minimax"),
+    "gmm": dict(model="gmm"),
+    "gaussian_wgan_gp": dict(model="gaussian", gan_loss="wgan_gp"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_step_computes_the_losses_and_gradients_of_a_by_hand_recomputation(case):
+    model = GMMGAN(tiny_config(batch_size=M, num_components=K, latent_dim=D,
+                               diversity_weight=0.1, **CASES[case]), IMAGE_SHAPE)
+    model.compile()
+    rng = np.random.default_rng(0)
+    if model.prior.mixture_logits.trainable:  # log alpha must enter Pr(k|z)
+        model.prior.mixture_logits.assign([0.5, -1.0, 0.2])
+    real = tf.constant(rng.uniform(-1, 1, (M, *IMAGE_SHAPE)), tf.float32)
+    eps = tf.constant(rng.standard_normal((M, K, D)), tf.float32)
+    # The step's only other noise is the penalty's interpolation weights, from the model's seed.
+    seed_state = model.noise_seed.state.numpy()
+    recorded = {}
+    model._apply = lambda group, grads: recorded.setdefault(group, grads)  # record, don't step
+    logs = model.train_step((real, eps))
+    model.noise_seed.state.assign(seed_state)
+    penalty_eps = model.replica_noise((M, 1, 1, 1), tf.random.stateless_uniform)
+
+    want_losses, want_grads = reference(model, real, eps, penalty_eps)
+    for name, value in want_losses.items():
+        assert float(logs[name]) == pytest.approx(value, rel=1e-5, abs=1e-6), name
+    assert set(recorded) == set(want_grads) | ({"c"} if model.pcm is not None else set())
+    for group, want in want_grads.items():
+        variables = model.variable_groups()[group]
+        assert len(recorded[group]) == len(want) == len(variables)
+        dense = lambda g, v: np.zeros(v.shape) if g is None else np.asarray(g)  # noqa: E731
+        assert not variables or any(np.any(dense(e, v)) for e, v in zip(want, variables))
+        for v, got, expected in zip(variables, recorded[group], want):
+            got, expected = dense(got, v), dense(expected, v)
+            scale = max(np.abs(expected).max(), 1e-8)
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * scale,
+                                       err_msg=f"{group}: {v.path}")
