@@ -34,6 +34,11 @@ RESUMABLE_OPTIONS = frozenset({
     "jit_compile", "strategy", "num_virtual_devices", "images", "assign_dir"})
 
 
+# Checkpoint paths of random-number states (GMMGAN.noise_seed_state, checkpointed since resume
+# became bit-exact): older checkpoints lack them, and restore without them.
+NOISE_STATE = re.compile(r"seed_generator(_\d+)?/seed_generator_state$")
+
+
 def path(workdir: str, *parts: str) -> str:
     return os.path.join(workdir, *parts)
 
@@ -150,15 +155,23 @@ class Checkpointer:
 
     def restore(self, checkpoint_path: str) -> None:
         """Restores every variable of the model (and of its optimizers, when built) from one
-        checkpoint; raises one of CHECKPOINT_READ_ERRORS when it is damaged, or ConfigError: a variable the checkpoint lacks would silently keep
-        its fresh initial value. Values the model does not use (the optimizers' state, for an
-        evaluation that builds none) are allowed."""
+        checkpoint; raises one of CHECKPOINT_READ_ERRORS when it is damaged, or ConfigError when
+        it lacks a variable of the model (which would silently keep its fresh initial value).
+        Values the model does not use (the optimizers' state, for an evaluation that builds
+        none) are allowed, and so is a checkpoint written before the noise generator's state was
+        saved: it restores with a warning (a resumed run then draws other noise)."""
         status = self.checkpoint.restore(checkpoint_path).expect_partial()
         try:
             status.assert_existing_objects_matched()
         except AssertionError as e:
             count = re.search(r"Found (\d+)", str(e))
-            names = ", ".join(re.findall(r"path=([^,\s]+)", str(e))[:3])
+            missing = re.findall(r"path=([^,\s]+)", str(e))
+            if count and int(count.group(1)) == len(missing) and all(
+                    NOISE_STATE.match(name) for name in missing):
+                print(f"warning: {checkpoint_path} predates the saved noise state; a resumed run "
+                      "draws other noise than an uninterrupted one would", flush=True)
+                return
+            names = ", ".join(missing[:3])
             raise ConfigError(
                 f"--workdir: {checkpoint_path} lacks {count.group(1) if count else 'some'} objects "
                 f"of this model (e.g. {names or 'see the TensorFlow log'}); it was "

@@ -88,3 +88,11 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     for scores in (whole, resumed):
         del scores["train_seconds_this_session"]
     assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+
+
+def test_a_checkpoint_from_before_the_saved_noise_state_restores_with_a_warning(tmp_path, capsys):
+    old = compiled()
+    del old.noise_seed_state  # as the model was before the noise state was checkpointed
+    wd.Checkpointer(old, str(tmp_path)).save(2)
+    assert wd.Checkpointer(compiled(), str(tmp_path)).restore_latest() == 2
+    assert "predates the saved noise state" in capsys.readouterr().out
