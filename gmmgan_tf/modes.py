@@ -75,6 +75,8 @@ def _plots(runs, out_dir: str, train_labels=None, num_classes: int = 0) -> None:
         training = (np.bincount(train_labels, minlength=num_classes) / len(train_labels)
                     if train_labels is not None else None)
         plots.plot_class_histogram(runs, os.path.join(out_dir, "class_histogram.png"), training)
+    if any(k.startswith("novelty_roc_") for _, s in runs for k in s):
+        plots.plot_novelty_roc(runs, os.path.join(out_dir, "novelty_roc.png"))
 
 
 def sample(config: Config) -> None:

@@ -1,0 +1,146 @@
+"""Novelty scorers against NumPy/SciPy on synthetic data with known answers, the
+leave-one-class-out data split and its caches, and the detection metrics."""
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+from scipy.stats import entropy as scipy_entropy, multivariate_normal
+
+from conftest import tiny_config
+from gmmgan_tf import data, novelty
+from gmmgan_tf.config import Config, ConfigError
+from gmmgan_tf.gan import GMMGAN
+from gmmgan_tf.mfa.model import MFA
+
+
+def _responsibilities(n=50, k=6, seed=0):
+    logits = np.random.default_rng(seed).normal(size=(n, k)) * 3
+    return np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+
+
+def test_responsibility_scorers_match_numpy_and_rank_the_known_cases():
+    r = _responsibilities()
+    scores = novelty.score_all({novelty.RESPONSIBILITIES: r})
+    assert set(scores) == {"max_responsibility", "entropy"}
+    np.testing.assert_allclose(scores["max_responsibility"], 1 - r.max(1), atol=1e-12)
+    np.testing.assert_allclose(scores["entropy"], scipy_entropy(r, axis=1), atol=1e-12)
+    # Known answers: a one-hot row is the least novel (0), the uniform row the most (1 - 1/K,
+    # log K), and a zero probability adds nothing to the entropy (no NaN).
+    k = 4
+    known = np.array([[1, 0, 0, 0], [0.7, 0.1, 0.1, 0.1], [0.25] * 4])
+    scores = novelty.score_all({novelty.RESPONSIBILITIES: known})
+    np.testing.assert_allclose(scores["max_responsibility"], [0, 0.3, 1 - 1 / k], atol=1e-12)
+    np.testing.assert_allclose(scores["entropy"][[0, 2]], [0, np.log(k)], atol=1e-12)
+    assert np.all(np.diff(scores["entropy"]) > 0)
+
+
+def test_discriminator_scorer_is_minus_the_best_head():
+    logits = np.array([[2.0, -1.0, 0.5], [-3.0, -2.0, -4.0]])
+    np.testing.assert_allclose(
+        novelty.score("discriminator", {novelty.DISCRIMINATOR_LOGITS: logits}), [-2.0, 2.0])
+    single = np.array([[1.5], [-0.5]])  # one head: -D(x)
+    np.testing.assert_allclose(
+        novelty.score("discriminator", {novelty.DISCRIMINATOR_LOGITS: single}), [-1.5, 0.5])
+
+
+def test_missing_output_names_the_scorer():
+    with pytest.raises(ValueError, match="'mfa_nll' needs the model output 'log_likelihood'"):
+        novelty.score("mfa_nll", {novelty.RESPONSIBILITIES: _responsibilities()})
+
+
+def test_mfa_nll_is_the_gaussian_negative_log_density_and_flags_the_outlier():
+    """One factor analyzer is the Gaussian N(mu, A A^T + diag D): -log p(x) from SciPy."""
+    rng = np.random.default_rng(0)
+    d, l = 9, 2
+    mu, a, dd = rng.normal(size=(1, d)), rng.normal(size=(1, d, l)), rng.uniform(.1, .5, (1, d))
+    model = MFA(np.ones(1), mu, a, dd)
+    x = np.concatenate([mu + rng.normal(size=(20, d)) * 0.3, mu + 6.0])  # the last: far away
+    outputs = novelty.mfa_outputs(model, x.reshape(-1, 3, 3, 1))
+    nll = novelty.score("mfa_nll", outputs)
+    reference = -multivariate_normal(mu[0], a[0] @ a[0].T + np.diag(dd[0])).logpdf(x)
+    np.testing.assert_allclose(nll, reference, rtol=1e-4)
+    assert nll.argmax() == len(x) - 1
+    np.testing.assert_allclose(novelty.score("max_responsibility", outputs), 0, atol=1e-6)
+
+
+def test_gmmgan_outputs_are_the_heads_logits_and_the_pcm():
+    model = GMMGAN(tiny_config(), (28, 28, 1))
+    images = np.random.default_rng(0).uniform(-1, 1, (7, 28, 28, 1)).astype(np.float32)
+    outputs = novelty.gmmgan_outputs(model, images, batch_size=3)
+    np.testing.assert_allclose(outputs[novelty.DISCRIMINATOR_LOGITS],
+                               model.discriminator(images, training=False).numpy(), atol=1e-6)
+    assert outputs[novelty.DISCRIMINATOR_LOGITS].shape == (7, 3)  # per-component heads
+    np.testing.assert_allclose(outputs[novelty.RESPONSIBILITIES],
+                               model.responsibilities(images), atol=1e-6)
+    baseline = GMMGAN(tiny_config(model="gaussian"), (28, 28, 1))
+    assert set(novelty.score_all(novelty.gmmgan_outputs(baseline, images))) == {"discriminator"}
+
+
+def test_flag_threshold_flags_the_share_of_training_scores():
+    train = np.random.default_rng(0).permutation(1000).astype(float)
+    threshold = novelty.flag_threshold(train, 0.05)
+    assert np.sum(train > threshold) == 50
+
+
+def test_detection_metrics_against_pair_counting():
+    labels = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.3, 0.5])
+    out = novelty.detection_metrics({"s": scores, "perfect": (labels == 2).astype(float)},
+                                    labels, (2,))
+    positives = labels == 2
+    # AUROC = share of (positive, negative) pairs ranked right.
+    pairs = [(p > n) for p in scores[positives] for n in scores[~positives]]
+    assert out["novelty_auroc_s"] == pytest.approx(np.mean(pairs))
+    # AP by hand: ranked by score, positives at ranks 1 (0.9) and 7 (0.2): (1/1 + 2/7) / 2.
+    assert out["novelty_auprc_s"] == pytest.approx((1 + 2 / 7) / 2)
+    assert out["novelty_auroc_perfect"] == 1.0 and out["novelty_auprc_perfect"] == 1.0
+    assert (out["novelty_positives"], out["novelty_negatives"]) == (2, 6)
+    fpr, tpr = out["novelty_roc_s"]
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+    with pytest.raises(ValueError, match="both the classes"):
+        novelty.detection_metrics({"s": scores}, labels, (7,))
+
+
+# --- leave-one-class-out data -----------------------------------------------------------------
+
+def _config(**kwargs) -> Config:
+    return dataclasses.replace(Config(), **kwargs)
+
+
+@pytest.mark.parametrize("text", ["a", "3,3", "-1", "3;5"])
+def test_bad_exclude_classes_text_is_a_config_error(text):
+    with pytest.raises(ConfigError, match="--exclude_classes: want comma-separated"):
+        _config(exclude_classes=text).validate()
+
+
+def test_exclusion_drops_training_images_only_and_renames_the_set():
+    config = _config(exclude_classes="3,5").validate()
+    assert config.excluded_classes == (3, 5)
+    whole, bundle = data.load(_config()), data.load(config)
+    assert bundle.name == "mnist_5k_without_3_5" and bundle.excluded_classes == (3, 5)
+    np.testing.assert_array_equal(np.bincount(bundle.train_labels, minlength=10),
+                                  [400, 400, 400, 0, 400, 0, 400, 400, 400, 400])
+    np.testing.assert_array_equal(bundle.train_images, whole.train_images[
+        ~np.isin(whole.train_labels, [3, 5])])
+    assert bundle.test_images is not None and len(bundle.test_labels) == 1000
+    np.testing.assert_array_equal(bundle.test_labels, whole.test_labels)
+    with pytest.raises(ConfigError, match=r"--exclude_classes: class 10 does not exist in "
+                                          r"mnist_5k \(classes 0-9\)"):
+        data.load(_config(exclude_classes="10"))
+    with pytest.raises(ConfigError, match="leaves no training images"):
+        data.load(_config(exclude_classes=",".join(map(str, range(10)))))
+
+
+def test_excluded_runs_do_not_write_caches_under_the_plain_name(tmp_path):
+    """NDB bins are keyed by the bundle's name (the excluded set's own); the domain classifier
+    learns from the whole set, so what is cached under mnist_5k is mnist_5k's."""
+    from gmmgan_tf.evaluation import classifier_data
+    from gmmgan_tf.mfa.train import data_ndb
+
+    config = _config(exclude_classes="3", ndb_bins=5, metrics_cache_dir=str(tmp_path))
+    bundle = data.load(config)
+    data_ndb(config, bundle)
+    assert [f.startswith("ndb_mnist_5k_without_3_") for f in os.listdir(tmp_path)] == [True]
+    reference = classifier_data(bundle, config)
+    assert reference.name == "mnist_5k" and len(reference.train_images) == 4000
