@@ -46,7 +46,7 @@ from gmmgan_tf.images import atomic_write_bytes
 GENERATOR = "gmmgan_generator"
 PCM = "gmmgan_pcm"
 # The served novelty score (novelty.SCORERS): the best GMM-GAN scorer of docs/NOVELTY.md.
-NOVELTY_SCORER = "max_responsibility"
+NOVELTY_SCORER = "discriminator"
 # Float inputs may overshoot [-1, 1] by rounding (e.g. after a uint8 round trip).
 RANGE_TOLERANCE = 1e-3
 
