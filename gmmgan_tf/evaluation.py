@@ -6,10 +6,12 @@ them.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
+from absl import logging
 
-from gmmgan_tf import data as data_lib, novelty
+from gmmgan_tf import data as data_lib, novelty, warm_start
 from gmmgan_tf.config import Config
 from gmmgan_tf.data import DataBundle
 from gmmgan_tf.metrics import clustering, report
@@ -104,10 +106,18 @@ def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
         ndb_z_threshold=config.ndb_z_threshold or None, seed=config.seed, progress=progress)
 
 
-def novelty_detection(model, data: DataBundle) -> dict:
+def novelty_detection(model, data: DataBundle, warm_start_dir: str = "") -> dict:
     """AUROC/AUPRC of every novelty scorer of the model (novelty.py) at finding the held-out
-    images of the classes the run left out of its training images (--exclude_classes)."""
-    scores = novelty.score_all(novelty.gmmgan_outputs(model, data.test_images))
+    images of the classes the run left out of its training images (--exclude_classes); with the
+    run's warm-start cache `warm_start_dir`, also of its embedding density."""
+    outputs = novelty.gmmgan_outputs(model, data.test_images)
+    if warm_start_dir and os.path.isdir(warm_start_dir):
+        try:
+            outputs.update(novelty.warm_start_outputs(warm_start_dir, data.test_images))
+        except (OSError, ValueError, EOFError) as e:  # the other scorers still report
+            logging.warning("novelty: no embedding_density, %s is unreadable (%s)",
+                            warm_start_dir, e)
+    scores = novelty.score_all(outputs)
     return novelty.detection_metrics(scores, data.test_labels, data.excluded_classes)
 
 
@@ -121,7 +131,8 @@ def evaluate(model, data: DataBundle, config: Config, num_fakes: int,
         scores.update(pcm_scores(model, data, config.eval_samples, config.seed))
         scores.update(within_component_diversity(model, data, seed=config.seed))
     if data.excluded_classes:
-        scores.update(novelty_detection(model, data))
+        warm = os.path.join(config.workdir, warm_start.CACHE_DIR) if config.uses_warm_start else ""
+        scores.update(novelty_detection(model, data, warm))
     if config.eval_quality:
         scores.update(sample_quality(model, data, config, num_fakes, progress))
     return scores

@@ -11,6 +11,9 @@ outputs and returns NumPy scores [N].
                                                  best realness over the heads, Kliger &
                                                  Fleishman 2018; a single head: -D(x))
     mfa_nll             -log p(x)                the MFA's log-likelihood [N] (--model=mfa)
+    embedding_density   -log p(e(x))             the warm start's GaussianMixture density of
+                                                 the image's autoencoder -> UMAP embedding [N]
+                                                 (runs with --pcm_init=embedding)
 
 The formulas are TensorFlow ops, so the exported PCM (export.py) serves the same function that
 the evaluation measures. `detection_metrics` scores the leave-one-class-out protocol
@@ -28,6 +31,7 @@ import tensorflow as tf
 RESPONSIBILITIES = "responsibilities"
 DISCRIMINATOR_LOGITS = "discriminator_logits"
 LOG_LIKELIHOOD = "log_likelihood"
+EMBEDDING_LOG_DENSITY = "embedding_log_density"
 # The share of training images the served threshold flags (export.py, saved_models/README.md).
 FLAG_SHARE = 0.05
 
@@ -44,6 +48,7 @@ SCORERS = {s.name: s for s in (
     Scorer("entropy", RESPONSIBILITIES, lambda r: -tf.reduce_sum(tf.math.xlogy(r, r), axis=-1)),
     Scorer("discriminator", DISCRIMINATOR_LOGITS, lambda d: -tf.reduce_max(d, axis=-1)),
     Scorer("mfa_nll", LOG_LIKELIHOOD, lambda ll: -ll),
+    Scorer("embedding_density", EMBEDDING_LOG_DENSITY, lambda ll: -ll),
 )}
 
 
@@ -78,6 +83,15 @@ def mfa_outputs(model, images: np.ndarray) -> dict[str, np.ndarray]:
 
     return {LOG_LIKELIHOOD: inference.log_likelihood(model, images),
             RESPONSIBILITIES: inference.responsibilities(model, images)}
+
+
+def warm_start_outputs(directory: str, images: np.ndarray) -> dict[str, np.ndarray]:
+    """The output of a run's warm start (<workdir>/warm_start/) the scorers read: the log
+    density of the images' embeddings under its GaussianMixture."""
+    from gmmgan_tf import warm_start
+
+    result = warm_start.load(directory, with_models=True)
+    return {EMBEDDING_LOG_DENSITY: result.log_density(images)}
 
 
 def flag_threshold(train_scores: np.ndarray, share: float = FLAG_SHARE) -> float:

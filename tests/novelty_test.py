@@ -65,6 +65,34 @@ def test_mfa_nll_is_the_gaussian_negative_log_density_and_flags_the_outlier():
     np.testing.assert_allclose(novelty.score("max_responsibility", outputs), 0, atol=1e-6)
 
 
+def test_embedding_density_reads_the_warm_start_cache(tmp_path):
+    """A warm-start cache (warm_start.save) of a known pipeline: encoder = identity on the 4
+    pixels, PCA as the reducer, a 2-component GaussianMixture; the scores are -log p of the
+    embeddings, and an image far from both clusters is the most novel."""
+    import keras
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    from gmmgan_tf import warm_start
+
+    rng = np.random.default_rng(0)
+    train = np.concatenate([rng.normal(-0.5, 0.05, (40, 4)), rng.normal(0.5, 0.05, (40, 4))])
+    inputs = keras.Input((4,))
+    encoder = keras.Model(inputs, keras.layers.Identity()(inputs))
+    reducer = PCA(2).fit(train)
+    mixture = GaussianMixture(2, random_state=0).fit(reducer.transform(train))
+    result = warm_start.WarmStart(mixture.predict_proba(reducer.transform(train)).astype(
+        np.float32), mixture.weights_, {}, encoder, reducer, mixture)
+    settings = warm_start.Settings(2, 1, 80, 5, 2, 0)
+    warm_start.save(result, str(tmp_path / "warm_start"), settings, "hash")
+    images = np.concatenate([train[:3], [[0.0, 0.0, 0.0, 0.9]]]).reshape(-1, 2, 2, 1)
+    scores = novelty.score("embedding_density", novelty.warm_start_outputs(
+        str(tmp_path / "warm_start"), images.astype(np.float32)))
+    reference = -mixture.score_samples(reducer.transform(images.reshape(4, 4)))
+    np.testing.assert_allclose(scores, reference, rtol=1e-4)
+    assert scores.argmax() == 3
+
+
 def test_gmmgan_outputs_are_the_heads_logits_and_the_pcm():
     model = GMMGAN(tiny_config(), (28, 28, 1))
     images = np.random.default_rng(0).uniform(-1, 1, (7, 28, 28, 1)).astype(np.float32)
