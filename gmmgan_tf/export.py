@@ -45,8 +45,8 @@ from gmmgan_tf.images import atomic_write_bytes
 
 GENERATOR = "gmmgan_generator"
 PCM = "gmmgan_pcm"
-# The served novelty score (novelty.SCORERS): the best GMM-GAN scorer of docs/NOVELTY.md; D's
-# heads (AUROC 0.77-0.92 for the 0s after 25-200 steps, the PCM's scorers 0.31-0.74).
+# The served novelty score (novelty.SCORERS): the best GMM-GAN scorer of docs/NOVELTY.md
+# (provisional: D's heads beat the PCM's scorers in short pilot trainings).
 NOVELTY_SCORER = "discriminator"
 # Float inputs may overshoot [-1, 1] by rounding (e.g. after a uint8 round trip).
 RANGE_TOLERANCE = 1e-3
