@@ -182,6 +182,7 @@ def test_exclusion_drops_training_images_only_and_keeps_caches_apart(tmp_path):
 
 # --- end to end: train without a digit, evaluate, export, serve -------------------------------
 
+@pytest.mark.slow  # 50 real training steps, three data loads: 2 minutes on loaded cores
 def test_leave_one_digit_out_end_to_end(tmp_path):
     """A short real training on mnist_5k without the 0s; --mode=evaluate writes the detection
     numbers and the ROC figure; the export, read by the TF1 loader TF Serving uses, scores the
