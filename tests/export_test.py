@@ -291,9 +291,10 @@ def test_concurrent_requests_with_malformed_ones(exported, tf1_models):
         assert isinstance(answers[i], dict), (i, answers[i])
         for key, value in single[i].items():
             np.testing.assert_array_equal(answers[i][key], value, err_msg=f"request {i} {key}")
-        probs = model.responsibilities(images.astype(np.float32) / 127.5 - 1.0
-                                       if images.dtype == np.uint8 else images)
-        check_outputs(answers[i], {"responsibilities": probs, "component": probs.argmax(1)})
+        floats = images.astype(np.float32) / 127.5 - 1.0 if images.dtype == np.uint8 else images
+        probs = model.responsibilities(floats)
+        check_outputs(answers[i], {"responsibilities": probs, "component": probs.argmax(1),
+                                   **novelty_outputs(model, floats)})
 
 
 def test_wrong_dtype_is_refused_by_the_signature(exported):
