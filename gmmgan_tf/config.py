@@ -50,6 +50,10 @@ class Config:
     minor_count_mode: str = _field(
         "total", "imbalanced_*: --minor_count counts all minor classes together or each one.",
         ("total", "per_class"))
+    exclude_classes: str = _field(
+        "", "Comma-separated class ids left out of the training images (e.g. 3 or 3,5); the "
+        "held-out images keep every class, so --mode=evaluate scores them as novelties "
+        "(leave-one-class-out protocol, gmmgan_tf/novelty.py).")
 
     # --- model -------------------------------------------------------------------------------
     model: str = _field(
@@ -258,6 +262,9 @@ class Config:
         _check(self.pcm_pretrain_epochs >= 0, "pcm_pretrain_epochs",
                f"must be >= 0 (got {self.pcm_pretrain_epochs})")
         _check(0 <= self.self_label_threshold < 1, "self_label_threshold", "must be in [0, 1)")
+        _check(_parse_classes(self.exclude_classes) is not None, "exclude_classes",
+               f"want comma-separated distinct class ids >= 0 such as 3 or 3,5; got "
+               f"{self.exclude_classes!r}")
         _check(self.minor_count >= 1, "minor_count", f"must be >= 1 (got {self.minor_count})")
         _check(self.num_virtual_devices >= 0, "num_virtual_devices", "must be >= 0")
         _check(not (self.pcm_adversarial_update and self.discriminator_heads == "per_component"),
@@ -293,6 +300,11 @@ class Config:
             _check(choices is None or value in choices, name,
                    f"{value!r} is not one of {choices}")
         return self
+
+    @property
+    def excluded_classes(self) -> tuple[int, ...]:
+        """--exclude_classes as sorted ints (validate() has checked the text)."""
+        return _parse_classes(self.exclude_classes) or ()
 
     @property
     def uses_pcm(self) -> bool:
@@ -332,6 +344,14 @@ def _known_dataset(name: str) -> bool:
     if name.startswith("imbalanced_"):
         name = name[len("imbalanced_"):]
     return name in BUILTIN_DATASETS
+
+
+def _parse_classes(text: str) -> tuple[int, ...] | None:
+    """"3,5" -> (3, 5); "" -> (); None when the text is not distinct ints >= 0."""
+    parts = [p.strip() for p in text.split(",")] if text.strip() else []
+    if not all(p.isdigit() for p in parts) or len(set(map(int, parts))) != len(parts):
+        return None
+    return tuple(sorted(int(p) for p in parts))
 
 
 def _check(ok: bool, flag: str, message: str) -> None:

@@ -79,6 +79,27 @@ def make_imbalanced(bundle: DataBundle, dominant_class: int, minor_count: int, m
                                train_labels=labels)
 
 
+def exclude_classes(bundle: DataBundle, classes: tuple[int, ...]) -> DataBundle:
+    """`bundle` without the training images of `classes`; the held-out images keep every class
+    (they are the novelties of the leave-one-class-out protocol). The name changes
+    (mnist_5k -> mnist_5k_without_3) because caches keyed by it (NDB bins) describe the
+    training images."""
+    if not classes:
+        return bundle
+    unknown = [c for c in classes if c >= bundle.num_classes]
+    if unknown:
+        raise ConfigError(f"--exclude_classes: class {unknown[0]} does not exist in {bundle.name} "
+                          f"(classes 0-{bundle.num_classes - 1})")
+    keep = ~np.isin(bundle.train_labels, classes)
+    if not keep.any():
+        raise ConfigError(f"--exclude_classes: leaves no training images of {bundle.name}; "
+                          "keep at least one class")
+    name = f"{bundle.name}_without_{'_'.join(map(str, classes))}"
+    return dataclasses.replace(bundle, name=name, train_images=bundle.train_images[keep],
+                               train_labels=bundle.train_labels[keep],
+                               excluded_classes=tuple(classes))
+
+
 def load_folder(path: str, image_size: int, seed: int) -> DataBundle:
     """PNG/JPEG/BMP/GIF images under `path`; class sub-folders, if any, give the labels.
 
@@ -121,8 +142,12 @@ def load_folder(path: str, image_size: int, seed: int) -> DataBundle:
 
 
 def load(config: Config) -> DataBundle:
-    """The DataBundle of --dataset (see the module docstring for the names)."""
+    """The DataBundle of --dataset (see the module docstring for the names), without the
+    training images of --exclude_classes."""
     config = config.resolved()
+    if config.exclude_classes:
+        whole = load(dataclasses.replace(config, exclude_classes=""))
+        return exclude_classes(whole, config.excluded_classes)
     name = config.dataset
     if name.startswith("folder:"):
         return load_folder(name[len("folder:"):], config.image_size, config.seed)

@@ -25,6 +25,7 @@ class DataBundle:
     test_images: np.ndarray  # float32 [N', H, W, C] in [-1, 1], held out
     test_labels: np.ndarray  # int64 [N']
     num_classes: int
+    excluded_classes: tuple[int, ...] = ()  # left out of train_images only (--exclude_classes)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -6,10 +6,12 @@ them.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
+from absl import logging
 
-from gmmgan_tf import data as data_lib
+from gmmgan_tf import data as data_lib, novelty, warm_start
 from gmmgan_tf.config import Config
 from gmmgan_tf.data_core import DataBundle
 from gmmgan_tf.metrics import clustering, report
@@ -79,12 +81,14 @@ def _mean_pairwise_distance(x: np.ndarray) -> float:
 
 
 def classifier_data(data: DataBundle, config: Config) -> DataBundle:
-    """The data the domain classifier learns from: for imbalanced_<name>, <name>'s whole training
-    set, so that every run on it, whatever its dominant class, is judged by one classifier that
-    saw the minority classes in full."""
-    if not data.name.startswith("imbalanced_"):
+    """The data the domain classifier learns from: for imbalanced_<name> or --exclude_classes,
+    <name>'s whole training set, so that every run on it, whatever its dominant or excluded
+    classes, is judged by one classifier that saw every class in full (and the classifier cached
+    under <name> is <name>'s)."""
+    if not data.name.startswith("imbalanced_") and not data.excluded_classes:
         return data
-    return data_lib.load(dataclasses.replace(config, dataset=data.name[len("imbalanced_"):]))
+    return data_lib.load(dataclasses.replace(
+        config, dataset=config.dataset.removeprefix("imbalanced_"), exclude_classes=""))
 
 
 def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
@@ -111,14 +115,33 @@ def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
         ndb_z_threshold=config.ndb_z_threshold or None, seed=config.seed, progress=progress)
 
 
+def novelty_detection(model, data: DataBundle, warm_start_dir: str = "") -> dict:
+    """AUROC/AUPRC of every novelty scorer of the model (novelty.py) at finding the held-out
+    images of the classes the run left out of its training images (--exclude_classes); with the
+    run's warm-start cache `warm_start_dir`, also of its embedding density."""
+    outputs = novelty.gmmgan_outputs(model, data.test_images)
+    if warm_start_dir and os.path.isdir(warm_start_dir):
+        try:
+            outputs.update(novelty.warm_start_outputs(warm_start_dir, data.test_images))
+        except (OSError, ValueError, EOFError) as e:  # the other scorers still report
+            logging.warning("novelty: no embedding_density, %s is unreadable (%s)",
+                            warm_start_dir, e)
+    scores = novelty.score_all(outputs)
+    return novelty.detection_metrics(scores, data.test_labels, data.excluded_classes)
+
+
 def evaluate(model, data: DataBundle, config: Config, num_fakes: int,
              progress: bool = False) -> dict:
-    """Every number of a trained model: PCM clustering, agreement and diversity (gmmgan), and
-    sample quality (with --eval_quality). Lists (per-bin, per-class) are kept for plots."""
+    """Every number of a trained model: PCM clustering, agreement and diversity (gmmgan),
+    novelty detection (runs with --exclude_classes) and sample quality (with --eval_quality).
+    Lists (per-bin, per-class, ROC curves) are kept for plots."""
     scores = {}
     if model.pcm is not None:
         scores.update(pcm_scores(model, data, config.eval_samples, config.seed))
         scores.update(within_component_diversity(model, data, seed=config.seed))
+    if data.excluded_classes:
+        warm = os.path.join(config.workdir, warm_start.CACHE_DIR) if config.uses_warm_start else ""
+        scores.update(novelty_detection(model, data, warm))
     if config.eval_quality:
         scores.update(sample_quality(model, data, config, num_fakes, progress))
     return scores

@@ -6,7 +6,11 @@
     <export_dir>/gmmgan_pcm/<v>/        serving_default:  images [N, H, W, C] float32 in [-1, 1]
                                         serving_uint8:    images [N, H, W, C] uint8 in [0, 255]
                                                           -> responsibilities [N, K] (rows sum
-                                                             to 1), component [N] int64
+                                                             to 1), component [N] int64,
+                                                             novelty [N] float32 (higher = less
+                                                             like the training images),
+                                                             novelty_threshold [N] float32,
+                                                             is_novel [N] bool
     <export_dir>/models.config          model_config_list for tensorflow_model_server
 
 Images out of the generator are float32 [N, H, W, C] in [-1, 1]. Every input is declared with an
@@ -20,6 +24,12 @@ Each model directory gets version max(existing) + 1, the same number for both mo
 export. A version is written to a hidden temporary directory (TF Serving only loads numeric ones)
 and renamed into place, so a failed export leaves earlier versions untouched and no partial one.
 Baselines without a PCM export only the generator.
+
+`novelty` is the scorer NOVELTY_SCORER of novelty.py (the best GMM-GAN scorer of the
+leave-one-digit-out table, docs/NOVELTY.md); the threshold is calibrated on the training images
+so that novelty.FLAG_SHARE (5 %) of them have is_novel = novelty > novelty_threshold. It is
+repeated per image so that every output has the batch dimension (TF Serving's row format needs
+it). The three outputs are additive: clients of older exports, which lack them, keep working.
 """
 from __future__ import annotations
 
@@ -29,12 +39,15 @@ import shutil
 import keras
 import tensorflow as tf
 
-from gmmgan_tf import workdir as wd
+from gmmgan_tf import novelty, workdir as wd
 from gmmgan_tf.config import Config
 from gmmgan_tf.images import atomic_write_bytes
 
 GENERATOR = "gmmgan_generator"
 PCM = "gmmgan_pcm"
+# The served novelty score (novelty.SCORERS): the best GMM-GAN scorer of docs/NOVELTY.md
+# (provisional: D's heads beat the PCM's scorers in short pilot trainings).
+NOVELTY_SCORER = "discriminator"
 # Float inputs may overshoot [-1, 1] by rounding (e.g. after a uint8 round trip).
 RANGE_TOLERANCE = 1e-3
 
@@ -119,14 +132,34 @@ def generator_archive(model) -> keras.export.ExportArchive:
     return archive
 
 
-def pcm_archive(model) -> keras.export.ExportArchive:
+def novelty_threshold(model, train_images) -> float:
+    """The NOVELTY_SCORER score above which novelty.FLAG_SHARE of `train_images` lie."""
+    train_scores = novelty.score(NOVELTY_SCORER, novelty.gmmgan_outputs(model, train_images))
+    return novelty.flag_threshold(train_scores)
+
+
+def pcm_archive(model, threshold: float | None = None) -> keras.export.ExportArchive:
+    """The PCM's signatures; with a calibrated `threshold`, also the novelty outputs."""
+    scorer = novelty.SCORERS[NOVELTY_SCORER]
+    with_discriminator = threshold is not None and scorer.reads == novelty.DISCRIMINATOR_LOGITS
     archive = keras.export.ExportArchive()
     archive.track(model.pcm)
+    if with_discriminator:
+        archive.track(model.discriminator)
 
     def responsibilities(images):
-        logits = model.pcm(check_images(images, model.image_shape), training=False)
-        probs = tf.nn.softmax(logits)
-        return {"responsibilities": probs, "component": tf.argmax(probs, axis=-1)}
+        images = check_images(images, model.image_shape)
+        probs = tf.nn.softmax(model.pcm(images, training=False))
+        out = {"responsibilities": probs, "component": tf.argmax(probs, axis=-1)}
+        if threshold is None:
+            return out
+        outputs = {novelty.RESPONSIBILITIES: probs}
+        if with_discriminator:
+            outputs[novelty.DISCRIMINATOR_LOGITS] = model.discriminator(images, training=False)
+        score = scorer.formula(outputs[scorer.reads])
+        limit = tf.fill(tf.shape(score), tf.constant(threshold, tf.float32))
+        out.update(novelty=score, novelty_threshold=limit, is_novel=score > limit)
+        return out
 
     archive.add_endpoint("serving_default", responsibilities,
                          [tf.TensorSpec(None, tf.float32, name="images")])
@@ -171,11 +204,13 @@ def models_config(export_dir: str, names: list[str]) -> str:
     return f"model_config_list {{\n{entries}}}\n"
 
 
-def export_model(model, export_dir: str) -> dict[str, str]:
-    """Exports the generator (and the PCM if any) of `model`; returns {name: version dir}."""
+def export_model(model, export_dir: str, train_images=None) -> dict[str, str]:
+    """Exports the generator (and the PCM if any) of `model`; returns {name: version dir}.
+    With `train_images`, the PCM also serves the novelty outputs, calibrated on them."""
     archives = {GENERATOR: generator_archive(model)}
     if model.pcm is not None:
-        archives[PCM] = pcm_archive(model)
+        threshold = None if train_images is None else novelty_threshold(model, train_images)
+        archives[PCM] = pcm_archive(model, threshold)
     version = next_version(*(os.path.join(export_dir, name) for name in (GENERATOR, PCM)))
     written = write_versions(archives, export_dir, version)
     served = sorted(name for name in (GENERATOR, PCM)
@@ -187,9 +222,12 @@ def export_model(model, export_dir: str) -> dict[str, str]:
 
 def export(config: Config) -> None:
     """--mode=export: the latest checkpoint of --workdir to --export_dir."""
-    _, _, model = wd.load_trained_model(config.workdir, mode=config.mode,
-                                        export_dir=config.export_dir)
-    written = export_model(model, config.export_dir)
+    _, bundle, model = wd.load_trained_model(config.workdir, mode=config.mode,
+                                             export_dir=config.export_dir)
+    written = export_model(model, config.export_dir, bundle.train_images)
+    if PCM in written:
+        print(f"{PCM}: novelty = {NOVELTY_SCORER}; is_novel flags "
+              f"{novelty.FLAG_SHARE:.0%} of the {len(bundle.train_images)} training images")
     for name, path in written.items():
         print(f"Wrote {path} ({name})")
     print(f"Wrote {os.path.join(config.export_dir, 'models.config')}: serve with "

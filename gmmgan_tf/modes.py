@@ -42,7 +42,9 @@ def evaluate_workdir(workdir: str, config: Config) -> dict:
         with open(wd.path(workdir, "eval", "metrics.json")) as f:
             return json.load(f)
     overrides = {name: getattr(config, name) for name in EVALUATION_OPTIONS}
-    trained, bundle, model = wd.load_trained_model(workdir, mode="evaluate", **overrides)
+    # workdir: where the run is now (its warm-start cache too), wherever it was trained.
+    trained, bundle, model = wd.load_trained_model(workdir, mode="evaluate", workdir=workdir,
+                                                   **overrides)
     scores = evaluation.evaluate(model, bundle, trained, trained.ndb_samples,
                                    progress=sys.stdout.isatty())
     wd.write_json(wd.path(workdir, "eval", "metrics.json"), scores)
@@ -80,6 +82,8 @@ def _plots(runs, out_dir: str, train_labels=None, num_classes: int = 0) -> None:
         training = (np.bincount(train_labels, minlength=num_classes) / len(train_labels)
                     if train_labels is not None else None)
         plots.plot_class_histogram(runs, os.path.join(out_dir, "class_histogram.png"), training)
+    if any(k.startswith("novelty_roc_") for _, s in runs for k in s):
+        plots.plot_novelty_roc(runs, os.path.join(out_dir, "novelty_roc.png"))
 
 
 def sample(config: Config) -> None:

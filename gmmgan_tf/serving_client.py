@@ -6,7 +6,8 @@
 uint8 images (PNGs, uint8 .npy) go to the `serving_uint8` signature, float ones (in [-1, 1])
 to `serving_default`. The batch is checked here before sending (rank 4 NHWC, one shape,
 1 or 3 channels, dtype, range, and --image_shape when given); the server checks it against the
-training size again and its message is printed as one line.
+training size again and its message is printed as one line. Exports that serve a novelty score
+get a `novelty` column, and NOVEL beside images above the calibrated threshold.
 """
 from __future__ import annotations
 
@@ -133,11 +134,25 @@ def _first_line(text: str) -> str:
 
 
 def format_table(names: list[str], outputs: dict[str, np.ndarray]) -> str:
+    """One row per image: component and Pr(k|x); with an export that serves novelty, also the
+    score and NOVEL when it is above the threshold (which flags 5 % of the training images)."""
     probs = outputs["responsibilities"]
-    header = "image\tcomponent\t" + "\t".join(f"p{k}" for k in range(probs.shape[1]))
-    rows = [f"{name}\t{int(c)}\t" + "\t".join(f"{p:.3f}" for p in row)
-            for name, c, row in zip(names, outputs["component"], probs)]
-    return "\n".join([header] + rows)
+    served = "novelty" in outputs
+    header = ("image\tcomponent\t" + ("novelty\tnovel\t" if served else "")
+              + "\t".join(f"p{k}" for k in range(probs.shape[1])))
+    rows = []
+    for i, (name, c, row) in enumerate(zip(names, outputs["component"], probs)):
+        cells = [name, str(int(c))]
+        if served:
+            cells += [f"{float(outputs['novelty'][i]):.3f}",
+                      "NOVEL" if outputs["is_novel"][i] else "-"]
+        rows.append("\t".join(cells + [f"{p:.3f}" for p in row]))
+    lines = [header] + rows
+    if served and len(probs):
+        threshold = float(np.asarray(outputs["novelty_threshold"]).ravel()[0])
+        lines.append(f"# novelty > {threshold:.3f} marks NOVEL (5 % of the training images "
+                     "are): the image may belong to none of the components")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

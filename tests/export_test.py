@@ -14,7 +14,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 from conftest import tiny_config
-from gmmgan_tf import export, serving_client, workdir as wd
+from gmmgan_tf import export, novelty, serving_client, workdir as wd
 from gmmgan_tf.gan import GMMGAN
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -30,11 +30,25 @@ def trained_model(**overrides):
     return model
 
 
+# Stands in for the training images that calibrate the novelty threshold: 5 % of 40 is 2.
+CALIBRATION = np.random.default_rng(9).uniform(-1, 1, (40, *IMAGE_SHAPE)).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     model = trained_model()
     export_dir = str(tmp_path_factory.mktemp("saved_models"))
-    return model, export_dir, export.export_model(model, export_dir)
+    return model, export_dir, export.export_model(model, export_dir, CALIBRATION)
+
+
+def novelty_outputs(model, floats):
+    """The served scorer in NumPy, and the threshold as the 95 % quantile of the calibration
+    images' scores."""
+    scores = novelty.score(export.NOVELTY_SCORER, novelty.gmmgan_outputs(model, floats))
+    calibration = novelty.score(export.NOVELTY_SCORER, novelty.gmmgan_outputs(model, CALIBRATION))
+    threshold = np.quantile(calibration, 0.95)
+    return {"novelty": scores, "novelty_threshold": np.full(len(floats), threshold),
+            "is_novel": scores > threshold}
 
 
 def inputs(model, n=5, seed=0):
@@ -49,14 +63,14 @@ def expected(model, z, components, pixels):
     """What the in-memory model gives for every signature."""
     floats = pixels.astype(np.float32) / 127.5 - 1.0
     probs = model.responsibilities(floats)
+    pcm = {"responsibilities": probs, "component": probs.argmax(1),
+           **novelty_outputs(model, floats)}
     return {
         ("gmmgan_generator", "serving_default"): {
             "images": model.generator(z, training=False).numpy()},
         ("gmmgan_generator", "sample_component"): {"images": model.generate(components, z)},
-        ("gmmgan_pcm", "serving_default"): {"responsibilities": probs,
-                                            "component": probs.argmax(1)},
-        ("gmmgan_pcm", "serving_uint8"): {"responsibilities": probs,
-                                          "component": probs.argmax(1)},
+        ("gmmgan_pcm", "serving_default"): pcm,
+        ("gmmgan_pcm", "serving_uint8"): pcm,
     }
 
 
@@ -94,10 +108,16 @@ def tf1_models(exported):
 def check_outputs(got, want):
     assert set(got) == set(want)
     for key, value in want.items():
-        np.testing.assert_allclose(np.asarray(got[key]), value, atol=TOL, rtol=0)
+        if key == "is_novel":  # a score within rounding of the threshold may flip
+            close = np.abs(want["novelty"] - want["novelty_threshold"]) < TOL
+            np.testing.assert_array_equal(np.asarray(got[key])[~close], value[~close])
+        else:
+            np.testing.assert_allclose(np.asarray(got[key]), value, atol=TOL, rtol=0)
     if "responsibilities" in got:
         np.testing.assert_allclose(np.sum(got["responsibilities"], 1), 1.0, atol=TOL)
         assert np.asarray(got["component"]).dtype == np.int64
+    if "is_novel" in got:
+        assert np.asarray(got["is_novel"]).dtype == bool
 
 
 def test_layout_versions_and_models_config(exported):
@@ -150,6 +170,35 @@ def test_predict_request_response_round_trip(exported, tf1_models):
     # The REST form carries the same numbers as JSON.
     body = json.loads(json.dumps(serving_client.rest_body(pixels)))
     np.testing.assert_array_equal(np.asarray(body["inputs"]["images"], np.uint8), pixels)
+
+
+def test_served_threshold_flags_five_percent_of_the_training_images(tf1_models):
+    got = tf1_models["gmmgan_pcm"].run("serving_default", {"images": CALIBRATION})
+    assert np.sum(got["is_novel"]) == 2  # 5 % of 40
+    assert np.all(got["novelty_threshold"] == got["novelty_threshold"][0])
+
+
+def test_export_without_calibration_keeps_the_old_outputs(tmp_path):
+    """Exports made before the novelty outputs (or without training images) serve only
+    responsibilities and component, and the client still prints them."""
+    model = trained_model()
+    written = export.export_model(model, str(tmp_path))
+    pixels = inputs(model, n=2)[2]
+    got = TF1Model(written["gmmgan_pcm"]).run("serving_uint8", {"images": pixels})
+    assert set(got) == {"responsibilities", "component"}
+    table = serving_client.format_table(["a", "b"], got)
+    assert table.splitlines()[0].startswith("image\tcomponent\tp0") and "NOVEL" not in table
+
+
+def test_client_prints_novelty_and_marks_images_above_the_threshold():
+    outputs = {"responsibilities": np.array([[0.9, 0.1], [0.5, 0.5]]),
+               "component": np.array([0, 0]), "novelty": np.array([0.1, 0.5]),
+               "novelty_threshold": np.array([0.3, 0.3]), "is_novel": np.array([False, True])}
+    lines = serving_client.format_table(["a.png", "b.png"], outputs).splitlines()
+    assert lines[0] == "image\tcomponent\tnovelty\tnovel\tp0\tp1"
+    assert lines[1] == "a.png\t0\t0.100\t-\t0.900\t0.100"
+    assert lines[2] == "b.png\t0\t0.500\tNOVEL\t0.500\t0.500"
+    assert lines[3].startswith("# novelty > 0.300 marks NOVEL")
 
 
 MALFORMED = [
@@ -242,9 +291,10 @@ def test_concurrent_requests_with_malformed_ones(exported, tf1_models):
         assert isinstance(answers[i], dict), (i, answers[i])
         for key, value in single[i].items():
             np.testing.assert_array_equal(answers[i][key], value, err_msg=f"request {i} {key}")
-        probs = model.responsibilities(images.astype(np.float32) / 127.5 - 1.0
-                                       if images.dtype == np.uint8 else images)
-        check_outputs(answers[i], {"responsibilities": probs, "component": probs.argmax(1)})
+        floats = images.astype(np.float32) / 127.5 - 1.0 if images.dtype == np.uint8 else images
+        probs = model.responsibilities(floats)
+        check_outputs(answers[i], {"responsibilities": probs, "component": probs.argmax(1),
+                                   **novelty_outputs(model, floats)})
 
 
 def test_wrong_dtype_is_refused_by_the_signature(exported):
@@ -296,7 +346,7 @@ def test_failed_export_leaves_previous_version_untouched(tmp_path, monkeypatch):
     export.export_model(model, export_dir)
     before = {name: open(os.path.join(export_dir, name, "1", "saved_model.pb"), "rb").read()
               for name in ("gmmgan_generator", "gmmgan_pcm")}
-    monkeypatch.setattr(export, "pcm_archive", lambda m: _Failing())
+    monkeypatch.setattr(export, "pcm_archive", lambda *args: _Failing())
     with pytest.raises(OSError, match="disk full"):
         export.export_model(model, export_dir)
     for name, pb in before.items():
@@ -334,8 +384,11 @@ def test_export_mode_from_the_command_line(tmp_path):
     assert sorted(os.listdir(out)) == ["gmmgan_generator", "gmmgan_pcm", "models.config"]
     loaded = tf.saved_model.load(str(out / "gmmgan_pcm" / "1")).signatures["serving_default"]
     images = np.zeros((2, *IMAGE_SHAPE), np.float32)
-    np.testing.assert_allclose(loaded(images=tf.constant(images))["responsibilities"].numpy(),
-                               model.responsibilities(images), atol=TOL)
+    got = loaded(images=tf.constant(images))
+    np.testing.assert_allclose(got["responsibilities"].numpy(), model.responsibilities(images),
+                               atol=TOL)
+    assert got["novelty"].shape == (2,) and "is_novel" in got  # calibrated on the training set
+    assert "is_novel flags 5% of the 4000 training images" in result.stdout
 
 
 def _free_port():

@@ -4,6 +4,7 @@
   authors' plot) and each run's shares; bins the test marks as different are starred.
 - `plot_class_histogram`: each run's generated class shares (domain classifier) against the
   training class distribution, with the 1/(4 C) coverage threshold.
+- `plot_novelty_roc`: ROC curves of the novelty scorers (`novelty_roc_<scorer>` entries).
 - `compare_table`: one row per run, one column per scalar metric.
 """
 from __future__ import annotations
@@ -69,6 +70,26 @@ def plot_class_histogram(runs: list[tuple[str, dict]], path: str,
            title="Class histogram of generated images", xticks=np.arange(c) + 0.4 - width / 2,
            xticklabels=[str(i) for i in range(c)])
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_novelty_roc(runs: list[tuple[str, dict]], path: str) -> None:
+    """ROC curve of every novelty scorer of every run (needs `novelty_roc_*` entries)."""
+    prefix = "novelty_roc_"
+    curves = [(name, key[len(prefix):], m[key], m[f"novelty_auroc_{key[len(prefix):]}"])
+              for name, m in runs for key in sorted(m) if key.startswith(prefix)]
+    if not curves:
+        raise ValueError("no run has novelty results (novelty_roc_*); evaluate a run trained "
+                         "with --exclude_classes")
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="0.7", ls="--", lw=0.8, label="chance (AUROC 0.5)")
+    for run, scorer, (fpr, tpr), auroc in curves:
+        label = f"{scorer} ({auroc:.3f})" if len(runs) == 1 else f"{run}: {scorer} ({auroc:.3f})"
+        ax.plot(fpr, tpr, lw=1.2, label=label)
+    ax.set(xlabel="false positive rate (trained classes)",
+           ylabel="true positive rate (excluded classes)", xlim=(0, 1), ylim=(0, 1.01),
+           title="Novelty detection, held-out images (AUROC)")
+    ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
 
 

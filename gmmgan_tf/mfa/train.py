@@ -14,15 +14,16 @@ Running the same command again resumes the fit, or only redoes the figures and m
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from gmmgan_tf import data as data_lib, images as image_files, workdir as wd
+from gmmgan_tf import data as data_lib, images as image_files, novelty, workdir as wd
 from gmmgan_tf.config import Config, ConfigError, check_workdir_writable
-from gmmgan_tf.metrics import report, sharpness
+from gmmgan_tf.metrics import plots, report, sharpness
 from gmmgan_tf.metrics.ndb import NDB, cached_ndb
 from gmmgan_tf.mfa import fit as mfa_fit, inference, pipeline
 from gmmgan_tf.mfa.adversarial import AdversarialMFA
@@ -78,8 +79,9 @@ def mfa_images(model: MFA, count: int, image_shape, seed: int = 0, noise: bool =
 
 
 def data_ndb(config: Config, bundle) -> NDB:
-    """The data set's NDB bins (--ndb_bins, cached per data set under --metrics_cache_dir)."""
-    return cached_ndb(report.default_cache_dir(config.metrics_cache_dir), config.dataset,
+    """The data set's NDB bins (--ndb_bins, cached per data set under --metrics_cache_dir; keyed
+    by the bundle's name, which names --exclude_classes too)."""
+    return cached_ndb(report.default_cache_dir(config.metrics_cache_dir), bundle.name,
                       bundle.train_images, config.ndb_bins, config.ndb_whitening, config.seed)
 
 
@@ -98,6 +100,18 @@ def sample_metrics(config: Config, bundle, model: MFA, ndb: NDB | None = None) -
     out.update(noisy_ndb_over_k=noisy["ndb_over_k"], noisy_ndb_js=noisy["js"],
                train_sharpness=sharpness.sharpness(bundle.train_images))
     return out
+
+
+def novelty_metrics(bundle, model: MFA, out_dir: str) -> dict:
+    """With --exclude_classes: AUROC/AUPRC of the MFA's novelty scorers (-log p(x), and its
+    responsibilities' max and entropy) on the held-out images, and out_dir/novelty_roc.png."""
+    if not bundle.excluded_classes:
+        return {}
+    scores = novelty.score_all(novelty.mfa_outputs(model, bundle.test_images))
+    metrics = novelty.detection_metrics(scores, bundle.test_labels, bundle.excluded_classes)
+    os.makedirs(out_dir, exist_ok=True)
+    plots.plot_novelty_roc([("mfa", metrics)], wd.path(out_dir, "novelty_roc.png"))
+    return metrics
 
 
 def _log_scalars(writer, scalars: dict, step: int, prefix: str) -> None:
@@ -188,6 +202,7 @@ def train_mfa(config: Config) -> dict:
                "mfa_fit": config.mfa_fit, "mfa_iterations": config.mfa_iterations}
     metrics.update(write_standard_figures(model, bundle, config.workdir, config.seed))
     metrics.update(sample_metrics(config, bundle, model))
+    metrics.update(novelty_metrics(bundle, model, config.workdir))
     _log_scalars(writer, {k: v for k, v in metrics.items() if isinstance(v, (int, float))},
                  config.mfa_iterations, "eval")
     wd.write_json(wd.path(config.workdir, "metrics.json"), metrics)
@@ -218,7 +233,7 @@ def _report(out: str, scores: dict) -> None:
     wd.write_json(out, scores)
     print(f"Wrote {out}")
     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                   for k, v in scores.items()))
+                   for k, v in scores.items() if not isinstance(v, list)))  # not ROC curves
 
 
 def evaluate(config: Config) -> None:
@@ -226,6 +241,7 @@ def evaluate(config: Config) -> None:
     trained, bundle, model = load_trained_mfa(config)
     scores = {"model": "mfa", "dataset": trained.dataset}
     scores.update(sample_metrics(trained, bundle, model))
+    scores.update(novelty_metrics(bundle, model, wd.path(config.workdir, "eval")))
     _report(wd.path(config.workdir, "eval", "metrics.json"), scores)
 
 
