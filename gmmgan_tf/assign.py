@@ -28,6 +28,7 @@ import keras
 import numpy as np
 
 from gmmgan_tf import images as images_lib
+from gmmgan_tf import novelty
 from gmmgan_tf import workdir as wd
 from gmmgan_tf.config import Config, ConfigError
 from gmmgan_tf.data_core import (IMAGE_SUFFIXES, UnreadableImage, center_crop_resize,
@@ -159,8 +160,11 @@ def assign(config: Config) -> None:
                           "which has no PCM to assign images with; use a --model=gmmgan run")
     out = config.assign_dir or wd.path(config.workdir, "assign")
     loaded = read_images(config.images, model.image_shape, progress=sys.stdout.isatty())
-    responsibilities = model.responsibilities(loaded.images)
-    write_csv(os.path.join(out, "assignments.csv"), loaded.names, responsibilities)
+    outputs = novelty.gmmgan_outputs(model, loaded.images)
+    responsibilities = outputs[novelty.RESPONSIBILITIES]
+    # The served PCM's novelty score (docs/NOVELTY.md): higher = less like the training images.
+    write_csv(os.path.join(out, "assignments.csv"), loaded.names, responsibilities,
+              novelty=novelty.score(novelty.SERVED_SCORER, outputs))
     write_contact_sheets(out, loaded.images, responsibilities)
     counts = np.bincount(responsibilities.argmax(axis=1), minlength=model.num_components)
     print(f"Assigned {len(loaded.names)} images to {model.num_components} components (images "

@@ -45,9 +45,7 @@ from gmmgan_tf.images import atomic_write_bytes
 
 GENERATOR = "gmmgan_generator"
 PCM = "gmmgan_pcm"
-# The served novelty score (novelty.SCORERS): the best GMM-GAN scorer of docs/NOVELTY.md
-# (provisional: D's heads beat the PCM's scorers in short pilot trainings).
-NOVELTY_SCORER = "discriminator"
+NOVELTY_SCORER = novelty.SERVED_SCORER
 # Float inputs may overshoot [-1, 1] by rounding (e.g. after a uint8 round trip).
 RANGE_TOLERANCE = 1e-3
 

@@ -43,6 +43,9 @@ class Scorer:
     formula: Callable[[tf.Tensor], tf.Tensor]
 
 
+# The novelty score the exported PCM serves and --mode=assign writes: the best GMM-GAN scorer of
+# docs/NOVELTY.md (provisional: D's heads beat the PCM's scorers in short pilot trainings).
+SERVED_SCORER = "discriminator"
 SCORERS = {s.name: s for s in (
     Scorer("max_responsibility", RESPONSIBILITIES, lambda r: 1.0 - tf.reduce_max(r, axis=-1)),
     Scorer("entropy", RESPONSIBILITIES, lambda r: -tf.reduce_sum(tf.math.xlogy(r, r), axis=-1)),

@@ -54,12 +54,17 @@ def test_assign_a_folder_writes_the_csv_sheets_and_reports_the_broken_file(run, 
     with open(os.path.join(workdir, "assign", "assignments.csv")) as f:
         rows = list(csv.reader(f))
     k = model.num_components
-    assert rows[0] == ["file", "component", "responsibility"] + [f"p_{j}" for j in range(k)]
+    assert rows[0] == (["file", "component", "responsibility"] + [f"p_{j}" for j in range(k)]
+                       + ["novelty"])
     by_file = {os.path.normpath(r[0]): r for r in rows[1:]}
     assert sorted(by_file) == sorted(names)
     expected = model.responsibilities(held_out)
-    got = np.array([[float(x) for x in by_file[name][3:]] for name in names])
+    got = np.array([[float(x) for x in by_file[name][3:3 + k]] for name in names])
     np.testing.assert_allclose(got, expected, atol=1e-5)
+    # The served novelty score: the best discriminator head's logit, negated (novelty.py).
+    logits = model.discriminator(held_out, training=False).numpy()
+    np.testing.assert_allclose([float(by_file[name][-1]) for name in names], -logits.max(1),
+                               rtol=1e-4, atol=1e-4)
     components = np.array([int(by_file[name][1]) for name in names])
     np.testing.assert_array_equal(components, expected.argmax(1))
     np.testing.assert_allclose([float(by_file[name][2]) for name in names], expected.max(1),
