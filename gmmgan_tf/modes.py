@@ -42,9 +42,7 @@ def evaluate_workdir(workdir: str, config: Config) -> dict:
         with open(wd.path(workdir, "eval", "metrics.json")) as f:
             return json.load(f)
     overrides = {name: getattr(config, name) for name in EVALUATION_OPTIONS}
-    # workdir: where the run is now (its warm-start cache too), wherever it was trained.
-    trained, bundle, model = wd.load_trained_model(workdir, mode="evaluate", workdir=workdir,
-                                                   **overrides)
+    trained, bundle, model = wd.load_trained_model(workdir, mode="evaluate", **overrides)
     scores = evaluation.evaluate(model, bundle, trained, trained.ndb_samples,
                                    progress=sys.stdout.isatty())
     wd.write_json(wd.path(workdir, "eval", "metrics.json"), scores)

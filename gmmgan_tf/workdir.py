@@ -256,11 +256,12 @@ def repair_state_file(directory: str) -> None:
 
 
 def load_trained_model(workdir: str, **overrides):
-    """(config, data, model) of the latest checkpoint in `workdir`; fails clearly if none."""
+    """(config, data, model) of the latest checkpoint in `workdir`; fails clearly if none. The
+    config's workdir is where the run is now (its caches too), wherever it was trained."""
     from gmmgan_tf import data as data_lib
     from gmmgan_tf.gan import GMMGAN
 
-    config = load_config(workdir, **overrides)
+    config = dataclasses.replace(load_config(workdir, **overrides), workdir=workdir)
     bundle = data_lib.load(config)
     model = GMMGAN(config, bundle.image_shape)
     Checkpointer(model, workdir).restore_trained(
