@@ -93,9 +93,9 @@ def train_and_evaluate(config: Config) -> dict:
     # Non-chief workers of a multi-worker run write everything to scratch (see worker_workdir).
     shared_workdir = config.workdir
     config = dataclasses.replace(config, workdir=worker_workdir(config.workdir, strategy))
-    hparams.write_config(config)
     checkpointer = wd.Checkpointer(model, config.workdir, restore_from=shared_workdir)
     initial_epoch = checkpointer.restore_latest()
+    hparams.write_config(config)  # after the restore, which can fail: then no file is written
     if initial_epoch:
         print(f"Resuming {config.workdir} after epoch {initial_epoch}.", flush=True)
 

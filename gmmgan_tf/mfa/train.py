@@ -122,9 +122,11 @@ def _log_scalars(writer, scalars: dict, step: int, prefix: str) -> None:
 
 
 def fit_resumable(config: Config, bundle, model: MFA, checkpointer: wd.Checkpointer,
-                  writer) -> int:
+                  open_writer) -> int:
     """Initialise (K-means + FA/PPCA) unless a checkpoint exists, then run the EM iterations
-    (or Adam steps) not done yet, checkpointing as it goes; returns the iterations done before."""
+    (or Adam steps) not done yet, checkpointing as it goes; returns the iterations done before.
+    `open_writer()` gives the TensorBoard writer, opened only after a restore that can fail (it
+    creates an event file, and a failing command must leave the workdir as it was)."""
     if checkpointer.candidates():
         done = checkpointer.restore_latest()
         print(f"Resuming {config.workdir}: {done} of {config.mfa_iterations} {config.mfa_fit} "
@@ -149,7 +151,7 @@ def fit_resumable(config: Config, bundle, model: MFA, checkpointer: wd.Checkpoin
     def on_step(i: int, value: float) -> None:
         # EM reports the model after i M-steps; Adam the loss of step i (then applied).
         step = done + (i if em else i + 1)
-        _log_scalars(writer, {name: value}, step, "mfa")
+        _log_scalars(open_writer(), {name: value}, step, "mfa")
         if step > done and (em or step % SGD_CHECKPOINT_EVERY == 0 or step == done + remaining):
             checkpointer.save(step)
         bar.update(step, values=[(name, value)])
@@ -194,8 +196,16 @@ def train_mfa(config: Config) -> dict:
           f"{bundle.image_shape}, {len(bundle.test_images)} held out.", flush=True)
     model = empty_mfa(config.mfa_components, config.mfa_factors, dim, config.mfa_noise_floor)
     checkpointer = wd.Checkpointer(model, config.workdir)
-    writer = tf.summary.create_file_writer(wd.path(config.workdir, "tensorboard", "mfa"))
-    fit_resumable(config, bundle, model, checkpointer, writer)
+    writers = []
+
+    def open_writer():
+        if not writers:
+            writers.append(tf.summary.create_file_writer(
+                wd.path(config.workdir, "tensorboard", "mfa")))
+        return writers[0]
+
+    fit_resumable(config, bundle, model, checkpointer, open_writer)
+    writer = open_writer()
     print("Figures and NDB/K ...", flush=True)
     metrics = {"model": "mfa", "dataset": config.dataset,
                "mfa_components": config.mfa_components, "mfa_factors": config.mfa_factors,
