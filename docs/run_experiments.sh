@@ -10,13 +10,7 @@ OUT=${OUT:-runs/s2}
 mkdir -p "$OUT"
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
 
-run() {  # run <name> <flags...>: trains into $OUT/<name>, log in $OUT/<name>.log
-  local name=$1; shift
-  [ -f "$OUT/$name/metrics.json" ] && return
-  echo "$(date +%T) start $name"
-  .venv/bin/python main.py "$@" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1
-  echo "$(date +%T) end $name rc=$?"
-}
+source docs/runs.sh  # run <name> <flags...>
 
 ndb_bins() {  # ndb_bins <name> <bins>: re-evaluates a run's NDB/K with other bins
   [ -f "$OUT/$1/eval/metrics_ndb$2.json" ] && return

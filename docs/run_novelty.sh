@@ -18,13 +18,8 @@ EPOCHS=${EPOCHS:-5}
 mkdir -p "$OUT"
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
 
-run() {  # run <name> <flags...>: trains into $OUT/<name>, log in $OUT/<name>.log
-  local name=$1; shift
-  [ -f "$OUT/$name/metrics.json" ] && return
-  echo "$(date +%T) start $name"
-  nice -n 15 "$PY" main.py "$@" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1
-  echo "$(date +%T) end $name rc=$?"
-}
+NICE="nice -n 15"
+source docs/runs.sh  # run <name> <flags...>
 
 for model in $MODELS; do
   for d in $DIGITS; do

@@ -14,7 +14,9 @@ OUT=${OUT:-runs/ws}
 mkdir -p "$OUT"
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
 
-run() {  # run <name> <seed> <flags...>: trains into $OUT/<name>, log in $OUT/<name>.log
+source docs/runs.sh
+
+seeded() {  # seeded <name> <seed> <flags...>: `run` with --seed, one lane a run, the seed's cache
   local name=$1 seed=$2; shift 2
   [ -f "$OUT/$name/metrics.json" ] && return
   mkdir "$OUT/$name.lock" 2>/dev/null || return  # another lane (or invocation) is on it
@@ -23,9 +25,7 @@ run() {  # run <name> <seed> <flags...>: trains into $OUT/<name>, log in $OUT/<n
   if [ -n "$cache" ] && [ ! -d "$OUT/$name/warm_start" ]; then
     mkdir -p "$OUT/$name" && cp -r "$cache" "$OUT/$name/"
   fi
-  echo "$(date +%T) start $name"
-  .venv/bin/python main.py "$@" --seed="$seed" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1
-  echo "$(date +%T) end $name rc=$?"
+  run "$name" "$@" --seed="$seed"
   rmdir "$OUT/$name.lock"
 }
 
@@ -35,28 +35,28 @@ PSEUDO="--self_label_weight=0"                                 # + L^{x,warm}
 CONTROL="--adversarial_weight=0 --latent_consistency_weight=0 --real_fake_consistency_weight=0 \
 --diversity_weight=0 --noeval_quality"                          # both real-image terms, no GAN
 stages() {  # stages <seed>
-  run "quick_s$1" "$1" --flagfile=flags/quick.cfg               # the default: + L^{x,self}
-  run "ctrl_s$1" "$1" --flagfile=flags/quick.cfg $CONTROL
-  run "noreal_s$1" "$1" --flagfile=flags/quick.cfg $NO_REAL
-  run "pseudo_s$1" "$1" --flagfile=flags/quick.cfg $PSEUDO
+  seeded "quick_s$1" "$1" --flagfile=flags/quick.cfg               # the default: + L^{x,self}
+  seeded "ctrl_s$1" "$1" --flagfile=flags/quick.cfg $CONTROL
+  seeded "noreal_s$1" "$1" --flagfile=flags/quick.cfg $NO_REAL
+  seeded "pseudo_s$1" "$1" --flagfile=flags/quick.cfg $PSEUDO
 }
 
 lane_a() {
-  run m5k_s0 0 --flagfile=flags/mnist_5k.cfg                    # issue 14's 30-minute recipe
+  seeded m5k_s0 0 --flagfile=flags/mnist_5k.cfg                    # issue 14's 30-minute recipe
   stages 0
   stages 2
 }
 
 lane_b() {
-  run m5k_s1 1 --flagfile=flags/mnist_5k.cfg
+  seeded m5k_s1 1 --flagfile=flags/mnist_5k.cfg
   stages 1
   for d in 0 3; do  # RESULTS §4 with the new default (the warm start's alpha_k from its weights)
-    run "imb${d}_s0" 0 --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d
+    seeded "imb${d}_s0" 0 --flagfile=flags/imbalanced_mnist_5k.cfg --dominant_class=$d
   done
 }
 
 lane_c() {
-  run m5k_s2 2 --flagfile=flags/mnist_5k.cfg
+  seeded m5k_s2 2 --flagfile=flags/mnist_5k.cfg
 }
 
 # Usage: docs/run_warm_start_study.sh [a] [b] [c] (default: all three lanes at once).
