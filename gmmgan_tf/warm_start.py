@@ -244,11 +244,9 @@ def load_or_compute(config: Config, images: np.ndarray, log=print) -> WarmStart:
     images_hash = fingerprint(images)
     if os.path.exists(directory):
         try:
-            result = load(directory, settings, images_hash)
-            if len(result.responsibilities) == len(images):
-                log(f"Warm start: reusing {directory}")
-                return result
-            reason = "it has another number of images"
+            result = load(directory, settings, images_hash)  # the hash covers the image count
+            log(f"Warm start: reusing {directory}")
+            return result
         except (OSError, ValueError, EOFError, json.JSONDecodeError) as e:
             reason = str(e) or type(e).__name__
         log(f"Warm start: rebuilding {directory} ({reason})")
