@@ -87,8 +87,11 @@ class Config:
     warm_start_fit_images: int = _field(
         20000, "Warm start: fit the autoencoder and UMAP on at most this many training images "
         "(a random subset); UMAP's transform embeds the rest.")
-    warm_start_neighbors: int = _field(20, "Warm start: UMAP n_neighbors.")
+    warm_start_neighbors: int = _field(10, "Warm start: UMAP n_neighbors.")
     warm_start_dims: int = _field(10, "Warm start: UMAP embedding dimensions.")
+    warm_start_augment: bool = _field(
+        False, "Warm start: train the autoencoder on random shifts, rotations and zooms of the "
+        "images (DEC-DA), not on the images themselves.")
     pcm_pretrain_epochs: int = _field(
         10, "Warm start: epochs of PCM cross-entropy training on the warm start's "
         "responsibilities before the GAN starts (Adam, --learning_rate_c, batch 64).")

@@ -4,7 +4,9 @@ Left to itself, the PCM <-> component loop of Algorithm 1 behaves like EM in pix
 settles near k-means on pixels. A clustering from outside the loop tells it which real images
 belong together. This is N2D's recipe (McConville et al. 2020):
 
-    autoencoder   dense pixels -> 500 -> 500 -> 2000 -> 10 codes -> ... -> pixels, MSE, Adam
+    autoencoder   dense pixels -> 500 -> 500 -> 2000 -> 10 codes -> ... -> pixels, MSE, Adam;
+                  with --warm_start_augment each batch is randomly shifted, rotated and zoomed
+                  first and the autoencoder reconstructs that view (DEC-DA, Guo et al. 2018)
     UMAP          of the codes: --warm_start_neighbors neighbours, --warm_start_dims dims,
                   min_dist 0 (tight clumps, good for clustering rather than for pictures)
     GMM           full-covariance GaussianMixture with K components on the UMAP embedding
@@ -36,7 +38,7 @@ import tensorflow as tf
 
 from gmmgan_tf.config import Config
 from gmmgan_tf.errors import DataError
-from gmmgan_tf.networks import Encoder, Head
+from gmmgan_tf.networks import Encoder, Head, augmenter
 
 CACHE_DIR = "warm_start"
 AUTOENCODER_UNITS = (500, 500, 2000)
@@ -54,12 +56,13 @@ class Settings:
     neighbors: int
     dims: int
     seed: int
+    augment: bool = False
 
     @classmethod
     def from_config(cls, config: Config) -> "Settings":
         return cls(config.num_components, config.warm_start_autoencoder_steps,
                    config.warm_start_fit_images, config.warm_start_neighbors,
-                   config.warm_start_dims, config.seed)
+                   config.warm_start_dims, config.seed, config.warm_start_augment)
 
 
 @dataclasses.dataclass
@@ -109,8 +112,10 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
     seconds = {}
 
     start = time.time()
-    log(f"Warm start 1/3: autoencoder on {len(fit)} images, {settings.autoencoder_steps} steps")
-    encoder = train_autoencoder(flat[fit], settings.autoencoder_steps, settings.seed)
+    log(f"Warm start 1/3: autoencoder on {len(fit)} images, {settings.autoencoder_steps} steps"
+        + (", augmented" if settings.augment else ""))
+    encoder = train_autoencoder(images[fit], settings.autoencoder_steps, settings.seed,
+                                settings.augment)
     codes = encoder.predict(flat, batch_size=1024, verbose=0)
     seconds["autoencoder"] = time.time() - start
 
@@ -140,9 +145,11 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
     return WarmStart(responsibilities, mixture.weights_, seconds, encoder, reducer, mixture)
 
 
-def train_autoencoder(flat: np.ndarray, steps: int, seed: int) -> keras.Model:
-    """The encoder of a dense autoencoder trained with MSE; codes are linear, 10-d."""
+def train_autoencoder(images: np.ndarray, steps: int, seed: int, augment: bool) -> keras.Model:
+    """The encoder of a dense autoencoder trained with MSE on `images` [N, H, W, C] (or on
+    random views of them when `augment`, as DEC-DA does); codes are linear, 10-d."""
     keras.utils.set_random_seed(seed)
+    flat = _flatten(images)
     inputs = keras.Input((flat.shape[1],))
     hidden = inputs
     for units in AUTOENCODER_UNITS:
@@ -154,11 +161,22 @@ def train_autoencoder(flat: np.ndarray, steps: int, seed: int) -> keras.Model:
     outputs = keras.layers.Dense(flat.shape[1])(hidden)
     autoencoder = keras.Model(inputs, outputs)
     autoencoder.compile(keras.optimizers.Adam(1e-3), "mse")
-    batch = min(AUTOENCODER_BATCH, len(flat))
-    pairs = (tf.data.Dataset.from_tensor_slices((flat, flat))
-             .shuffle(len(flat), seed=seed).repeat().batch(batch).prefetch(tf.data.AUTOTUNE))
+    pairs = autoencoder_batches(images, min(AUTOENCODER_BATCH, len(flat)), seed, augment)
     autoencoder.fit(pairs, steps_per_epoch=steps, epochs=1, verbose=0)
     return keras.Model(inputs, code)
+
+
+def autoencoder_batches(images: np.ndarray, batch: int, seed: int, augment: bool
+                        ) -> tf.data.Dataset:
+    """Endless shuffled (input, target) batches of flattened images; with `augment` both are
+    the same random view (the autoencoder reconstructs what it sees)."""
+    batches = (tf.data.Dataset.from_tensor_slices(np.asarray(images, np.float32))
+               .shuffle(len(images), seed=seed).repeat().batch(batch))
+    if augment:
+        views = augmenter(seed)
+        batches = batches.map(lambda x: views(x, training=True))
+    size = int(np.prod(images.shape[1:]))
+    return batches.map(lambda x: (tf.reshape(x, (-1, size)),) * 2).prefetch(tf.data.AUTOTUNE)
 
 
 def pretrain_pcm(pcm, images: np.ndarray, targets: np.ndarray, *, width_multiplier: float,

@@ -112,6 +112,18 @@ def test_damaged_warm_start_cache_is_rebuilt(blobs_result, tmp_path, monkeypatch
     np.testing.assert_array_equal(again.responsibilities, result.responsibilities)
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_autoencoder_reconstructs_the_view_it_is_given(augment):
+    images, _ = _blobs(per_cluster=4)
+    inputs, targets = next(iter(warm_start.autoencoder_batches(images, 12, 0, augment)))
+    np.testing.assert_array_equal(inputs.numpy(), targets.numpy())  # target = the same view
+    assert inputs.shape == (12, 64)
+    flat = images.reshape(len(images), -1)
+    # Every row is one of the images (no augment) or a view that is none of them (augment).
+    nearest = np.abs(inputs.numpy()[:, None] - flat[None]).max(axis=2).min(axis=1)
+    assert (nearest.max() == 0) if not augment else (nearest.min() > 0.05)
+
+
 def test_too_few_images_is_a_one_line_data_error():
     images, _ = _blobs(per_cluster=3)
     with pytest.raises(DataError, match="too few for the warm start.*--pcm_init=none"):
