@@ -130,15 +130,17 @@ def generator_archive(model) -> keras.export.ExportArchive:
     return archive
 
 
-def novelty_threshold(model, train_images) -> float:
-    """The NOVELTY_SCORER score above which novelty.FLAG_SHARE of `train_images` lie."""
-    train_scores = novelty.score(NOVELTY_SCORER, novelty.gmmgan_outputs(model, train_images))
+def novelty_threshold(model, train_images, scorer: str = NOVELTY_SCORER) -> float:
+    """The `scorer` score above which novelty.FLAG_SHARE of `train_images` lie."""
+    train_scores = novelty.score(scorer, novelty.gmmgan_outputs(model, train_images))
     return novelty.flag_threshold(train_scores)
 
 
-def pcm_archive(model, threshold: float | None = None) -> keras.export.ExportArchive:
-    """The PCM's signatures; with a calibrated `threshold`, also the novelty outputs."""
-    scorer = novelty.SCORERS[NOVELTY_SCORER]
+def pcm_archive(model, threshold: float | None = None, scorer_name: str = NOVELTY_SCORER
+                ) -> keras.export.ExportArchive:
+    """The PCM's signatures; with a calibrated `threshold`, also the novelty outputs of
+    `scorer_name` (a scorer of the PCM's responsibilities or of D's logits)."""
+    scorer = novelty.SCORERS[scorer_name]
     with_discriminator = threshold is not None and scorer.reads == novelty.DISCRIMINATOR_LOGITS
     archive = keras.export.ExportArchive()
     archive.track(model.pcm)

@@ -162,7 +162,8 @@ def train_autoencoder(images: np.ndarray, steps: int, seed: int, augment: bool) 
     autoencoder = keras.Model(inputs, outputs)
     autoencoder.compile(keras.optimizers.Adam(1e-3), "mse")
     pairs = autoencoder_batches(images, min(AUTOENCODER_BATCH, len(flat)), seed, augment)
-    autoencoder.fit(pairs, steps_per_epoch=steps, epochs=1, verbose=0)
+    # The pairs are shuffled already; fit's own shuffle only warns for a tf.data input.
+    autoencoder.fit(pairs, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return keras.Model(inputs, code)
 
 

@@ -172,6 +172,23 @@ def test_predict_request_response_round_trip(exported, tf1_models):
     np.testing.assert_array_equal(np.asarray(body["inputs"]["images"], np.uint8), pixels)
 
 
+@pytest.mark.parametrize("scorer", ["entropy", "max_responsibility", "discriminator"])
+def test_each_gmmgan_scorer_is_served_as_evaluated(exported, tmp_path, scorer):
+    """Whichever scorer NOVELTY_SCORER names, the TF1-loaded PCM serves what novelty.score
+    computes in memory (the discriminator one exports D's heads inside the PCM)."""
+    model = exported[0]
+    threshold = export.novelty_threshold(model, CALIBRATION, scorer)
+    written = export.write_versions({"pcm": export.pcm_archive(model, threshold, scorer)},
+                                    str(tmp_path), 1)
+    floats = inputs(model, n=6, seed=2)[2].astype(np.float32) / 127.5 - 1.0
+    got = TF1Model(written["pcm"]).run("serving_default", {"images": floats})
+    want = novelty.score(scorer, novelty.gmmgan_outputs(model, floats))
+    np.testing.assert_allclose(got["novelty"], want, atol=TOL, rtol=1e-5)
+    np.testing.assert_allclose(got["novelty_threshold"], threshold, rtol=1e-6)
+    calibration = novelty.score(scorer, novelty.gmmgan_outputs(model, CALIBRATION))
+    assert np.sum(calibration > threshold) == 2  # 5 % of 40
+
+
 def test_served_threshold_flags_five_percent_of_the_training_images(tf1_models):
     got = tf1_models["gmmgan_pcm"].run("serving_default", {"images": CALIBRATION})
     assert np.sum(got["is_novel"]) == 2  # 5 % of 40
