@@ -44,8 +44,9 @@ class Scorer:
 
 
 # The novelty score the exported PCM serves and --mode=assign writes: the best GMM-GAN scorer of
-# docs/NOVELTY.md (provisional: D's heads beat the PCM's scorers in short pilot trainings).
-SERVED_SCORER = "discriminator"
+# docs/NOVELTY.md's leave-one-digit-out table (the PCM's entropy; D's heads, the first guess from
+# short pilots, ranked well below it on most digits).
+SERVED_SCORER = "entropy"
 SCORERS = {s.name: s for s in (
     Scorer("max_responsibility", RESPONSIBILITIES, lambda r: 1.0 - tf.reduce_max(r, axis=-1)),
     Scorer("entropy", RESPONSIBILITIES, lambda r: -tf.reduce_sum(tf.math.xlogy(r, r), axis=-1)),

@@ -61,9 +61,9 @@ def test_assign_a_folder_writes_the_csv_sheets_and_reports_the_broken_file(run, 
     expected = model.responsibilities(held_out)
     got = np.array([[float(x) for x in by_file[name][3:3 + k]] for name in names])
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    # The served novelty score: the best discriminator head's logit, negated (novelty.py).
-    logits = model.discriminator(held_out, training=False).numpy()
-    np.testing.assert_allclose([float(by_file[name][-1]) for name in names], -logits.max(1),
+    # The served novelty score: the entropy of the responsibilities (novelty.SERVED_SCORER).
+    entropy = -np.sum(expected * np.log(np.maximum(expected, 1e-30)), axis=1)
+    np.testing.assert_allclose([float(by_file[name][-1]) for name in names], entropy,
                                rtol=1e-4, atol=1e-4)
     components = np.array([int(by_file[name][1]) for name in names])
     np.testing.assert_array_equal(components, expected.argmax(1))
