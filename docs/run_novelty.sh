@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The leave-one-class-out novelty tables of docs/NOVELTY.md: for each class d of $DIGITS, an MFA
 # and a GMM-GAN trained on $DATASET without d (--exclude_classes=d), scored on the held-out images
-# (mnist_5k: d's 100 of 1,000 are the novelties; fashion_mnist: 1,000 of 10,000). One TensorFlow thread, one run at a time (the cores are
-# shared); a run whose metrics.json exists is skipped, so the script resumes after an interruption.
+# (mnist_5k: d's 100 of 1,000 are the novelties; fashion_mnist: 1,000 of 10,000). One TensorFlow
+# thread, one run at a time (the cores are shared); a run whose metrics.json exists is skipped, so
+# the script resumes after an interruption.
 #   docs/run_novelty.sh                    # both models, digits 0-9, then the table
 #   MODELS=mfa DIGITS="3 7" docs/run_novelty.sh
 #   RECIPE=flags/quick.cfg EPOCHS=3 docs/run_novelty.sh   # the GMM-GAN recipe and its length

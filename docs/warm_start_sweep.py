@@ -5,8 +5,8 @@ GaussianMixture on UMAP-transformed codes, for each seed's autoencoder and each 
         --metrics=euclidean,cosine [--augment]
 
 The autoencoder is warm_start.train_autoencoder (1,500 steps, as flags/base.cfg), trained once a
-seed; UMAP (10 dims, min_dist 0) and the GaussianMixture (full covariance, n_init 3) then run
-for every setting, as warm_start.compute does. One line a run, then the mean ± sd over seeds.
+seed; warm_start's UMAP (10 dims) and GaussianMixture, the ones warm_start.compute uses, then
+run for every setting. One line a run, then the mean ± sd over seeds.
 """
 import argparse
 import os
@@ -16,8 +16,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import numpy as np  # noqa: E402
-import umap  # noqa: E402
-from sklearn.mixture import GaussianMixture  # noqa: E402
 
 from gmmgan_tf import data, warm_start  # noqa: E402
 from gmmgan_tf.config import Config  # noqa: E402
@@ -42,11 +40,8 @@ def main() -> None:
                                      verbose=0)
         for neighbors in map(int, args.neighbors.split(",")):
             for metric in args.metrics.split(","):
-                reducer = umap.UMAP(n_neighbors=neighbors, n_components=10, min_dist=0.0,
-                                    metric=metric, random_state=seed, n_jobs=1)
-                embedding = reducer.fit_transform(train_codes)
-                mixture = GaussianMixture(10, covariance_type="full", n_init=3,
-                                          random_state=seed).fit(embedding)
+                reducer = warm_start.make_reducer(neighbors, 10, seed, metric)
+                mixture = warm_start.fit_mixture(reducer.fit_transform(train_codes), 10, seed)
                 scores = clustering_scores(bundle.test_labels,
                                            mixture.predict(reducer.transform(test_codes)))
                 results.setdefault((neighbors, metric), []).append((scores["acc"], scores["nmi"]))

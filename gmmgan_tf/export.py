@@ -130,9 +130,9 @@ def generator_archive(model) -> keras.export.ExportArchive:
     return archive
 
 
-def novelty_threshold(model, train_images, scorer: str = NOVELTY_SCORER) -> float:
-    """The `scorer` score above which novelty.FLAG_SHARE of `train_images` lie."""
-    train_scores = novelty.score(scorer, novelty.gmmgan_outputs(model, train_images))
+def novelty_threshold(model, train_images, scorer_name: str = NOVELTY_SCORER) -> float:
+    """The `scorer_name` score above which novelty.FLAG_SHARE of `train_images` lie."""
+    train_scores = novelty.score(scorer_name, novelty.gmmgan_outputs(model, train_images))
     return novelty.flag_threshold(train_scores)
 
 

@@ -102,9 +102,6 @@ def check_enough_images(num_images: int, settings: Settings) -> None:
 def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
     """Autoencoder -> UMAP -> GaussianMixture on `images` [N, H, W, C] in [-1, 1]."""
     check_enough_images(len(images), settings)
-    import umap  # imported here: numba's start-up is seconds, and only this path needs it
-    from sklearn.mixture import GaussianMixture
-
     flat = _flatten(images)
     rng = np.random.default_rng(settings.seed)
     fit = (np.sort(rng.choice(len(flat), settings.fit_images, replace=False))
@@ -122,8 +119,7 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
     start = time.time()
     log(f"Warm start 2/3: UMAP of the codes ({settings.neighbors} neighbours, "
         f"{settings.dims} dims)")
-    reducer = umap.UMAP(n_neighbors=settings.neighbors, n_components=settings.dims,
-                        min_dist=0.0, random_state=settings.seed, n_jobs=1)
+    reducer = make_reducer(settings.neighbors, settings.dims, settings.seed)
     try:
         embedding = np.empty((len(flat), settings.dims), np.float32)
         embedding[fit] = reducer.fit_transform(codes[fit])
@@ -137,20 +133,35 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
 
     start = time.time()
     log(f"Warm start 3/3: GaussianMixture, {settings.num_components} full-covariance components")
-    mixture = GaussianMixture(settings.num_components, covariance_type="full", n_init=3,
-                              random_state=settings.seed).fit(embedding[fit])
+    mixture = fit_mixture(embedding[fit], settings.num_components, settings.seed)
     responsibilities = mixture.predict_proba(embedding).astype(np.float32)
     seconds["mixture"] = time.time() - start
     seconds = {name: round(value, 1) for name, value in seconds.items()}
     return WarmStart(responsibilities, mixture.weights_, seconds, encoder, reducer, mixture)
 
 
+def make_reducer(neighbors: int, dims: int, seed: int, metric: str = "euclidean"):
+    """The warm start's UMAP: min_dist 0 (tight clumps, for clustering), one thread."""
+    import umap  # imported here: numba's start-up is seconds, and only the warm start needs it
+
+    return umap.UMAP(n_neighbors=neighbors, n_components=dims, min_dist=0.0, metric=metric,
+                     random_state=seed, n_jobs=1)
+
+
+def fit_mixture(embedding: np.ndarray, num_components: int, seed: int):
+    """The warm start's full-covariance GaussianMixture (3 initialisations) on `embedding`."""
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(num_components, covariance_type="full", n_init=3,
+                           random_state=seed).fit(embedding)
+
+
 def train_autoencoder(images: np.ndarray, steps: int, seed: int, augment: bool) -> keras.Model:
     """The encoder of a dense autoencoder trained with MSE on `images` [N, H, W, C] (or on
     random views of them when `augment`, as DEC-DA does); codes are linear, 10-d."""
     keras.utils.set_random_seed(seed)
-    flat = _flatten(images)
-    inputs = keras.Input((flat.shape[1],))
+    size = int(np.prod(images.shape[1:]))
+    inputs = keras.Input((size,))
     hidden = inputs
     for units in AUTOENCODER_UNITS:
         hidden = keras.layers.Dense(units, activation="relu")(hidden)
@@ -158,10 +169,10 @@ def train_autoencoder(images: np.ndarray, steps: int, seed: int, augment: bool) 
     hidden = code
     for units in reversed(AUTOENCODER_UNITS):
         hidden = keras.layers.Dense(units, activation="relu")(hidden)
-    outputs = keras.layers.Dense(flat.shape[1])(hidden)
+    outputs = keras.layers.Dense(size)(hidden)
     autoencoder = keras.Model(inputs, outputs)
     autoencoder.compile(keras.optimizers.Adam(1e-3), "mse")
-    pairs = autoencoder_batches(images, min(AUTOENCODER_BATCH, len(flat)), seed, augment)
+    pairs = autoencoder_batches(images, min(AUTOENCODER_BATCH, len(images)), seed, augment)
     # The pairs are shuffled already; fit's own shuffle only warns for a tf.data input.
     autoencoder.fit(pairs, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
     return keras.Model(inputs, code)
