@@ -50,12 +50,29 @@ def save_config(config: Config) -> None:
         current = dataclasses.asdict(config)
         for name, value in saved.items():
             if name not in RESUMABLE_OPTIONS and name in current and current[name] != value:
-                raise ConfigError(
-                    f"--{name}: {current[name]!r} differs from the run already in "
-                    f"{config.workdir!r} ({value!r}); use a new --workdir, or replay the run with "
-                    f"--flagfile={path(config.workdir, 'flags.cfg')}")
+                flagfile = path(config.workdir, "flags.cfg")
+                problem = f"--{name}: {current[name]!r} differs from the run already in " \
+                          f"{config.workdir!r} ({value!r})"
+                if not _flagfile_matches(flagfile, saved):  # replaying it would fail the same way
+                    raise ConfigError(
+                        f"{problem}, and {flagfile} no longer matches config.json (damaged, or "
+                        "from an older version): resume with the command that started the run, "
+                        "which rewrites it")
+                raise ConfigError(f"{problem}; use a new --workdir, or replay the run with "
+                                  f"--flagfile={flagfile}")
     atomic_write_bytes(path(config.workdir, "flags.cfg"), config.as_flagfile().encode())
     write_json(path(config.workdir, "config.json"), dataclasses.asdict(config))
+
+
+def _flagfile_matches(flagfile: str, saved: dict) -> bool:
+    """Whether `flagfile` is the one save_config wrote for the saved config.json."""
+    known = {f.name for f in dataclasses.fields(Config)}
+    try:
+        expected = Config(**{k: v for k, v in saved.items() if k in known}).as_flagfile()
+        with open(flagfile, "rb") as f:
+            return f.read() == expected.encode()
+    except (OSError, TypeError):
+        return False
 
 
 def load_saved_config_dict(workdir: str) -> dict | None:

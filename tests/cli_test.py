@@ -96,6 +96,25 @@ def test_a_workdir_refuses_a_different_run(tmp_path):
     result = main_py("--flagfile=flags/smoke.cfg", f"--workdir={workdir}", "--latent_dim=9")
     assert result.returncode != 0
     assert "--latent_dim: 9 differs from the run already in" in result.stderr
+    assert f"replay the run with --flagfile={workdir}/flags.cfg" in result.stderr
+
+
+def test_a_damaged_flags_cfg_is_named_and_the_original_command_rewrites_it(tmp_path):
+    workdir = str(tmp_path / "run")
+    original = ["--flagfile=flags/smoke.cfg", f"--workdir={workdir}", "--epochs=1"]
+    assert main_py(*original).returncode == 0
+    flagfile = os.path.join(workdir, "flags.cfg")
+    written = open(flagfile).read()
+    lines = written.splitlines(keepends=True)
+    with open(flagfile, "w") as f:  # cut between two flags: the replay lacks the later ones
+        f.writelines(lines[:len(lines) // 3])
+    result = main_py(f"--flagfile={flagfile}", f"--workdir={workdir}", "--epochs=1")
+    assert result.returncode == 2
+    assert f"{flagfile} no longer matches config.json" in result.stderr  # not "replay it"
+    assert "resume with the command that started the run" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert main_py(*original).returncode == 0
+    assert open(flagfile).read() == written
 
 
 def test_kill_9_during_training_then_the_same_command_resumes_from_the_last_epoch(tmp_path):
