@@ -5,7 +5,7 @@ Reads `<runs>/<name>/metrics.json` (the final evaluation of each run) and the pe
 docs/run_experiments.sh. Prints Markdown tables and writes docs/figures/quality_over_epochs.png,
 compression.png and imbalanced_shares.png. Missing runs are left out of the tables.
 
-    .venv/bin/python docs/make_report.py runs/s2
+    .venv/bin/python docs/make_report.py runs/s3
 """
 from __future__ import annotations
 
@@ -34,26 +34,23 @@ from gmmgan_tf.metrics import clustering, report  # noqa: E402
 from gmmgan_tf.metrics.domain_classifier import load_or_train  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
-QUALITY_RUNS = (("gaussian", "gaussian (vanilla DCGAN)"),
-                ("gaussian_div1", "gaussian, diversity 1"), ("gmm", "gmm, diversity 1"),
-                ("quick_seed0", "gmmgan, diversity 1"), ("div_0.1", "gmmgan, diversity 0.1"),
-                ("abl_shared", "gmmgan --shared_encoder, diversity 0.1"))
-SEEDS = (("div_0.1", "diversity 0.1, seed 0"), ("div_0.1_seed1", "diversity 0.1, seed 1"),
-         ("div_0.1_seed2", "diversity 0.1, seed 2"), ("quick_seed0", "diversity 1, seed 0"),
-         ("quick_seed1", "diversity 1, seed 1"))
-ABLATIONS = (("div_0.1", "default (diversity 0.1, mi+xent, paired_mi, separate encoders, K=10)"),
-             ("div_0", "`--diversity_weight=0`"), ("div_0.3", "`--diversity_weight=0.3`"),
-             ("quick_seed0", "`--diversity_weight=1`"),
-             ("abl_cons_mi", "`--consistency=mi`"), ("abl_cons_xent", "`--consistency=xent`"),
-             ("abl_rf_marginal", "`--real_fake_consistency=marginal_kl`"),
-             ("abl_rf_none", "`--real_fake_consistency=none`"),
-             ("abl_shared", "`--shared_encoder`"), ("abl_k5", "`--num_components=5`"),
-             ("abl_k20", "`--num_components=20`"))
-COMPRESSION = (("gaussian", "gaussian, width 1"),
-               ("gaussian_div1", "gaussian, width 1, diversity 1"),
-               ("quick_seed0", "gmmgan, width 1"),
-               ("comp_w075", "gmmgan, width 0.75"), ("comp_w05", "gmmgan, width 0.5"),
-               ("comp_w035", "gmmgan, width 0.35"))
+QUALITY_RUNS = (("gaussian_s0", "gaussian (vanilla DCGAN)"),
+                ("gaussian_div01_s0", "gaussian, diversity 0.1"), ("gmm_s0", "gmm, diversity 0.1"),
+                ("default_s0", "gmmgan (the default)"),
+                ("shared_s0", "gmmgan --shared_encoder"))
+SEEDS = tuple((f"default_s{seed}", f"default, seed {seed}") for seed in range(3))
+ABLATIONS = (("default_s0", "default (diversity 0.1, mi+xent, paired_mi, separate encoders, K=10)"),
+             ("div_0_s0", "`--diversity_weight=0`"), ("div_0.3_s0", "`--diversity_weight=0.3`"),
+             ("div_1_s0", "`--diversity_weight=1`"),
+             ("cons_mi_s0", "`--consistency=mi`"), ("cons_xent_s0", "`--consistency=xent`"),
+             ("rf_marginal_s0", "`--real_fake_consistency=marginal_kl`"),
+             ("rf_none_s0", "`--real_fake_consistency=none`"),
+             ("shared_s0", "`--shared_encoder`"), ("k5_s0", "`--num_components=5`"))
+COMPRESSION = (("gaussian_s0", "gaussian, width 1"),
+               ("gaussian_div01_s0", "gaussian, width 1, diversity 0.1"),
+               ("default_s0", "gmmgan, width 1"),
+               ("width_0.75_s0", "gmmgan, width 0.75"), ("width_0.5_s0", "gmmgan, width 0.5"),
+               ("width_0.35_s0", "gmmgan, width 0.35"))
 IMBALANCED_MODELS = (("gaussian", "gaussian"), ("gmm", "gmm"), ("gmmgan", "gmmgan"))
 DOMINANT_CLASSES = (0, 3, 7)
 
@@ -200,12 +197,12 @@ def imbalanced_section(runs: str) -> str:
         train_shares = None
         width = 0.8 / (len(IMBALANCED_MODELS) + 1)
         for i, (suffix, label) in enumerate(IMBALANCED_MODELS):
-            m = load_metrics(runs, f"imb{d}_{suffix}")
+            m = load_metrics(runs, f"imb{d}_{suffix}_s0")
             if m is None:
                 continue
             shares = np.asarray(m["coverage_shares"])
             if train_shares is None:
-                train_shares = _training_shares(runs, f"imb{d}_{suffix}")
+                train_shares = _training_shares(runs, f"imb{d}_{suffix}_s0")
                 ax.bar(np.arange(10) - 0.4, train_shares, width, color="grey",
                        label="training", align="edge")
             ax.bar(np.arange(10) - 0.4 + (i + 1) * width, shares, width, label=label,
@@ -251,5 +248,5 @@ def main(runs: str) -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2 or not os.path.isdir(sys.argv[1]):
-        sys.exit("usage: docs/make_report.py <directory of run directories, e.g. runs/s2>")
+        sys.exit("usage: docs/make_report.py <directory of run directories, e.g. runs/s3>")
     main(sys.argv[1])

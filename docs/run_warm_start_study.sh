@@ -5,29 +5,14 @@
 # Then: .venv/bin/python docs/warm_start_table.py runs/ws
 # The full Fashion-MNIST run is separate (about 45 minutes of one core):
 #   .venv/bin/python main.py --flagfile=flags/fashion_mnist.cfg --workdir=runs/ws/fashion
-# A stage run copies the warm-start cache of an earlier run with the same seed (the cache is keyed
-# on its settings and a hash of the training images, so a stale one would be rebuilt); it only
-# saves the 2-4 minutes of recomputing the same clustering.
+# A stage run copies the warm-start cache of an earlier run with the same seed (docs/runs.sh).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/ws}
 mkdir -p "$OUT"
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
 
-source docs/runs.sh
-
-seeded() {  # seeded <name> <seed> <flags...>: `run` with --seed, one lane a run, the seed's cache
-  local name=$1 seed=$2; shift 2
-  [ -f "$OUT/$name/metrics.json" ] && return
-  mkdir "$OUT/$name.lock" 2>/dev/null || return  # another lane (or invocation) is on it
-  local cache
-  cache=$(ls -d "$OUT"/*_s"$seed"/warm_start 2>/dev/null | head -1)
-  if [ -n "$cache" ] && [ ! -d "$OUT/$name/warm_start" ]; then
-    mkdir -p "$OUT/$name" && cp -r "$cache" "$OUT/$name/"
-  fi
-  run "$name" "$@" --seed="$seed"
-  rmdir "$OUT/$name.lock"
-}
+source docs/runs.sh  # run, seeded
 
 # The stages, 5 epochs (flags/quick.cfg) each:
 NO_REAL="--pseudo_label_weight=0 --self_label_weight=0"       # warm start + GAN, no real-image term

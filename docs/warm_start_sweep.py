@@ -1,14 +1,18 @@
-"""The warm start's UMAP settings on mnist_5k (docs/RESULTS.md §0): held-out ACC/NMI of the
-GaussianMixture on UMAP-transformed codes, for each seed's autoencoder and each setting.
+"""The warm start's settings (docs/RESULTS.md §0): held-out ACC/NMI of the GaussianMixture on
+UMAP-transformed codes, for each seed's autoencoder and each setting.
 
     .venv/bin/python docs/warm_start_sweep.py --seeds=0,1,2 --neighbors=10,15,20 \
         --metrics=euclidean,cosine [--augment]
+    .venv/bin/python docs/warm_start_sweep.py --dataset=fashion_mnist --steps=1500,6000
 
 The autoencoder is warm_start.train_autoencoder (1,500 steps, as flags/base.cfg), trained once a
-seed; warm_start's UMAP (10 dims) and GaussianMixture, the ones warm_start.compute uses, then
-run for every setting. One line a run, then the mean ± sd over seeds.
+seed and step count on the training images (at most --fit_images of them, drawn as the warm
+start draws them: 20,000, as flags/base.cfg); warm_start's UMAP (10 dims) and GaussianMixture, the ones
+warm_start.compute uses, are fit on the same images and run for every setting. One line a run,
+then the mean ± sd over seeds.
 """
 import argparse
+import itertools
 import os
 import sys
 
@@ -27,32 +31,41 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--neighbors", default="10,15,20")
     parser.add_argument("--metrics", default="euclidean")
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", default="1500")
+    parser.add_argument("--dataset", default="mnist_5k")
+    parser.add_argument("--fit_images", type=int, default=20000)
     parser.add_argument("--augment", action="store_true")
     args = parser.parse_args()
-    bundle = data.load(Config(dataset="mnist_5k"))
+    bundle = data.load(Config(dataset=args.dataset))
     results = {}
-    for seed in map(int, args.seeds.split(",")):
-        encoder = warm_start.train_autoencoder(bundle.train_images, args.steps, seed, args.augment)
-        train_codes = encoder.predict(bundle.train_images.reshape(len(bundle.train_images), -1),
-                                      verbose=0)
+    for seed, steps in itertools.product(map(int, args.seeds.split(",")),
+                                         map(int, args.steps.split(","))):
+        train_images = bundle.train_images
+        if len(train_images) > args.fit_images:  # the subset warm_start.compute draws
+            train_images = train_images[np.sort(np.random.default_rng(seed).choice(
+                len(train_images), args.fit_images, replace=False))]
+        encoder = warm_start.train_autoencoder(train_images, steps, seed, args.augment)
+        train_codes = encoder.predict(train_images.reshape(len(train_images), -1),
+                                      batch_size=1024, verbose=0)
         test_codes = encoder.predict(bundle.test_images.reshape(len(bundle.test_images), -1),
-                                     verbose=0)
+                                     batch_size=1024, verbose=0)
         for neighbors in map(int, args.neighbors.split(",")):
             for metric in args.metrics.split(","):
                 reducer = warm_start.make_reducer(neighbors, 10, seed, metric)
                 mixture = warm_start.fit_mixture(reducer.fit_transform(train_codes), 10, seed)
                 scores = clustering_scores(bundle.test_labels,
                                            mixture.predict(reducer.transform(test_codes)))
-                results.setdefault((neighbors, metric), []).append((scores["acc"], scores["nmi"]))
-                print(f"seed {seed} neighbours {neighbors} {metric}: held-out ACC "
+                results.setdefault((steps, neighbors, metric), []).append(
+                    (scores["acc"], scores["nmi"]))
+                print(f"seed {seed} steps {steps} neighbours {neighbors} {metric}: held-out ACC "
                       f"{scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
-    print("\n| neighbours | metric | held-out ACC | held-out NMI | seeds |\n|---|---|---|---|---|")
-    for (neighbors, metric), values in results.items():
+    print("\n| autoencoder steps | neighbours | metric | held-out ACC | held-out NMI | seeds |\n"
+          "|---|---|---|---|---|---|")
+    for (steps, neighbors, metric), values in results.items():
         acc, nmi = np.array(values).T
         spread = (lambda v: f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1
                   else f"{v[0]:.3f}")
-        print(f"| {neighbors} | {metric} | {spread(acc)} | {spread(nmi)} | {len(values)} |")
+        print(f"| {steps} | {neighbors} | {metric} | {spread(acc)} | {spread(nmi)} | {len(values)} |")
 
 
 if __name__ == "__main__":
