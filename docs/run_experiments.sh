@@ -6,7 +6,7 @@
 # One TensorFlow thread a lane. A finished run (metrics.json) is skipped, so it resumes (after
 # an interruption remove the stale $OUT/*.lock directories first).
 # A gmmgan run copies the warm-start cache of the seed's default run (CACHE_FROM=default).
-# Then: .venv/bin/python docs/make_report.py runs/s3
+# Then: .venv/bin/python docs/make_report.py runs/s3 (and docs/MFA.md's DCGAN / WGAN-GP rows).
 # About 150 CPU-minutes in all on this machine's 2 cores.
 set -u
 cd "$(dirname "$0")/.."
@@ -15,6 +15,14 @@ mkdir -p "$OUT"
 export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2 CACHE_FROM=default
 
 source docs/runs.sh  # run, seeded
+
+ndb_bins() {  # ndb_bins <name> <bins>: re-evaluates a run's NDB/K with other bins (docs/MFA.md)
+  [ -f "$OUT/$1/metrics.json" ] && [ ! -f "$OUT/$1/eval/metrics_ndb$2.json" ] || return 0
+  mkdir "$OUT/$1_ndb$2.lock" 2>/dev/null || return 0
+  .venv/bin/python main.py --mode=evaluate --workdir="$OUT/$1" --ndb_bins="$2" \
+    > "$OUT/$1_ndb$2.log" 2>&1 && cp "$OUT/$1/eval/metrics.json" "$OUT/$1/eval/metrics_ndb$2.json"
+  rmdir "$OUT/$1_ndb$2.lock"
+}
 
 Q=--flagfile=flags/quick.cfg
 IMB=--flagfile=flags/imbalanced_mnist_5k.cfg
@@ -40,6 +48,8 @@ lane() {  # in order of what the docs need most
   seeded rf_marginal_s0 0 $Q --real_fake_consistency=marginal_kl
   seeded div_0.3_s0 0 $Q --diversity_weight=0.3
   seeded k5_s0 0 $Q --num_components=5
+  seeded wgan_gp_s0 0 $Q --model=gaussian --gan_loss=wgan_gp --diversity_weight=0   # MFA.md
+  for bins in 200 300; do ndb_bins gaussian_s0 $bins; ndb_bins wgan_gp_s0 $bins; done
 }
 
 for i in $(seq "${1:-2}"); do
