@@ -197,12 +197,13 @@ def imbalanced_section(runs: str) -> str:
         train_shares = None
         width = 0.8 / (len(IMBALANCED_MODELS) + 1)
         for i, (suffix, label) in enumerate(IMBALANCED_MODELS):
-            m = load_metrics(runs, f"imb{d}_{suffix}_s0")
+            name = f"imb{d}_{suffix}_s0"
+            m = load_metrics(runs, name)
             if m is None:
                 continue
             shares = np.asarray(m["coverage_shares"])
             if train_shares is None:
-                train_shares = _training_shares(runs, f"imb{d}_{suffix}_s0")
+                train_shares = _training_shares(runs, name)
                 ax.bar(np.arange(10) - 0.4, train_shares, width, color="grey",
                        label="training", align="edge")
             ax.bar(np.arange(10) - 0.4 + (i + 1) * width, shares, width, label=label,

@@ -66,9 +66,8 @@ def save_config(config: Config) -> None:
 
 def _flagfile_matches(flagfile: str, saved: dict) -> bool:
     """Whether `flagfile` is the one save_config wrote for the saved config.json."""
-    known = {f.name for f in dataclasses.fields(Config)}
     try:
-        expected = Config(**{k: v for k, v in saved.items() if k in known}).as_flagfile()
+        expected = _config_from_saved(saved).as_flagfile()
         with open(flagfile, "rb") as f:
             return f.read() == expected.encode()
     except (OSError, TypeError):
@@ -104,9 +103,13 @@ def load_config(workdir: str, **overrides) -> Config:
     if saved is None:
         raise ConfigError(f"--workdir: {workdir!r} holds no trained run (no config.json); "
                           "train one first with --mode=train")
+    return dataclasses.replace(_config_from_saved(saved), **overrides).validate()
+
+
+def _config_from_saved(saved: dict) -> Config:
+    """The Config of a saved config.json, leaving out options this version no longer has."""
     known = {f.name for f in dataclasses.fields(Config)}
-    saved = {k: v for k, v in saved.items() if k in known}
-    return dataclasses.replace(Config(**saved), **overrides).validate()
+    return Config(**{k: v for k, v in saved.items() if k in known})
 
 
 def write_json(file: str, obj) -> None:
