@@ -4,6 +4,8 @@ UMAP-transformed codes, for each seed's autoencoder and each setting.
     .venv/bin/python docs/warm_start_sweep.py --seeds=0,1,2 --neighbors=10,15,20 \
         --metrics=euclidean,cosine [--augment]
     .venv/bin/python docs/warm_start_sweep.py --dataset=fashion_mnist --steps=1500,6000
+    .venv/bin/python docs/warm_start_sweep.py --dataset=fashion_mnist --neighbors=10 \
+        --neighbour_epochs=20     # also stage 4 (SCAN) on the same images, a line a seed
 
 The autoencoder is warm_start.train_autoencoder (1,500 steps, as flags/base.cfg), trained once a
 seed and step count on the training images (at most --fit_images of them, drawn as the warm
@@ -35,15 +37,25 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist_5k")
     parser.add_argument("--fit_images", type=int, default=20000)
     parser.add_argument("--augment", action="store_true")
+    parser.add_argument("--neighbour_epochs", type=int, default=0,
+                        help="also score warm_start.neighbour_clustering with this many epochs")
     args = parser.parse_args()
     bundle = data.load(Config(dataset=args.dataset))
-    results = {}
+    results, stage_scores = {}, {}
     for seed, steps in itertools.product(map(int, args.seeds.split(",")),
                                          map(int, args.steps.split(","))):
         train_images = bundle.train_images
         if len(train_images) > args.fit_images:  # the subset warm_start.compute draws
             train_images = train_images[np.sort(np.random.default_rng(seed).choice(
                 len(train_images), args.fit_images, replace=False))]
+        if args.neighbour_epochs and seed not in stage_scores:
+            network = warm_start.neighbour_clustering(train_images, 10, args.neighbour_epochs,
+                                                      seed)
+            scores = clustering_scores(bundle.test_labels, network.predict(
+                bundle.test_images, batch_size=1024, verbose=0).argmax(axis=1))
+            stage_scores[seed] = (scores["acc"], scores["nmi"])
+            print(f"seed {seed} neighbour stage ({args.neighbour_epochs} epochs): held-out ACC "
+                  f"{scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
         encoder = warm_start.train_autoencoder(train_images, steps, seed, args.augment)
         train_codes = encoder.predict(train_images.reshape(len(train_images), -1),
                                       batch_size=1024, verbose=0)
@@ -61,11 +73,14 @@ def main() -> None:
                       f"{scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
     print("\n| autoencoder steps | neighbours | metric | held-out ACC | held-out NMI | seeds |\n"
           "|---|---|---|---|---|---|")
+    spread = (lambda v: f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}")
     for (steps, neighbors, metric), values in results.items():
         acc, nmi = np.array(values).T
-        spread = (lambda v: f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1
-                  else f"{v[0]:.3f}")
         print(f"| {steps} | {neighbors} | {metric} | {spread(acc)} | {spread(nmi)} | {len(values)} |")
+    if stage_scores:
+        acc, nmi = np.array(list(stage_scores.values())).T
+        print(f"| stage 4, {args.neighbour_epochs} epochs | | | {spread(acc)} | {spread(nmi)} "
+              f"| {len(stage_scores)} |")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,12 @@ class Config:
     warm_start_augment: bool = _field(
         False, "Warm start: train the autoencoder on random shifts, rotations and zooms of the "
         "images (DEC-DA), not on the images themselves.")
+    warm_start_neighbour_epochs: int = _field(
+        0, "Warm start stage 4: epochs of SCAN's clustering step (a PCM-shaped network trained so "
+        "that each image and its 20 nearest neighbours in pixel space share a confident cluster, "
+        "all clusters in use) on the --warm_start_fit_images images; its clusters replace the "
+        "GaussianMixture's. 0 = off. It favours clusters of equal size: for balanced sets whose "
+        "embedding merges classes (flags/fashion_mnist.cfg).")
     pcm_pretrain_epochs: int = _field(
         10, "Warm start: epochs of PCM cross-entropy training on the warm start's "
         "responsibilities before the GAN starts (Adam, --learning_rate_c, batch 64).")
@@ -262,6 +268,8 @@ class Config:
         _check(self.warm_start_fit_images >= self.warm_start_neighbors + 1,
                "warm_start_fit_images", f"must exceed --warm_start_neighbors "
                f"({self.warm_start_neighbors}); got {self.warm_start_fit_images}")
+        _check(self.warm_start_neighbour_epochs >= 0, "warm_start_neighbour_epochs",
+               f"must be >= 0 (got {self.warm_start_neighbour_epochs})")
         _check(self.pcm_pretrain_epochs >= 0, "pcm_pretrain_epochs",
                f"must be >= 0 (got {self.pcm_pretrain_epochs})")
         _check(0 <= self.self_label_threshold < 1, "self_label_threshold", "must be in [0, 1)")

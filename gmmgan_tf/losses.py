@@ -151,6 +151,18 @@ def self_label_loss(real_probs: tf.Tensor, augmented_logits: tf.Tensor, threshol
     return tf.reduce_mean(confident * xent)
 
 
+def neighbour_consistency_loss(anchor_probs: tf.Tensor, neighbour_probs: tf.Tensor,
+                                entropy_weight: float) -> tf.Tensor:
+    """SCAN's clustering loss (Van Gansbeke et al. 2020) for the warm start's neighbour stage:
+    -(1/M) sum_i log <p_i, q_i> - w H(mean_i p_i), with p_i = C(x_i) and q_i = C(n_i) for a
+    nearest neighbour n_i of x_i. The first term puts neighbours in one cluster with confidence;
+    the entropy of the mean prediction keeps every cluster in use (w = 0: all in one)."""
+    agreement = tf.reduce_sum(anchor_probs * neighbour_probs, axis=-1)
+    mean_probs = tf.reduce_mean(anchor_probs, axis=0)
+    entropy = -tf.reduce_sum(mean_probs * tf.math.log(tf.maximum(mean_probs, 1e-8)))
+    return -tf.reduce_mean(tf.math.log(tf.maximum(agreement, 1e-8))) - entropy_weight * entropy
+
+
 def mode_seeking_loss(fakes: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
     """Within-component diversity (mode seeking, Mao et al. 2019), which G minimises:
     mean_{i,k} 1 / (mean|x^_ik - x^_jk| / mean|z_ik - z_jk| + 1e-5) over the pairs

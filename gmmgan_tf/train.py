@@ -140,11 +140,15 @@ def warm_start_targets(model, bundle, config: Config, fresh: bool) -> tuple[np.n
     result = warm_start.load_or_compute(config, bundle.train_images)
     scores = {f"warm_start_{name}_seconds": value for name, value in result.seconds.items()}
     if result.encoder is not None:  # computed now, not read from the cache: score its clusters
-        clusters = result.predict_proba(bundle.test_images).argmax(axis=1)
-        scores.update({f"warm_start_{name}": value for name, value in
-                       clustering.clustering_scores(bundle.test_labels, clusters).items()})
-        print(f"Warm start: held-out acc={scores['warm_start_acc']:.3g} "
-              f"nmi={scores['warm_start_nmi']:.3g}", flush=True)
+        stages = {"warm_start": result.predict_proba}
+        if result.clusterer is not None:  # the GaussianMixture's, before the neighbour stage
+            stages["warm_start_mixture"] = result.mixture_proba
+        for stage, proba in stages.items():
+            clusters = proba(bundle.test_images).argmax(axis=1)
+            scores.update({f"{stage}_{name}": value for name, value in
+                           clustering.clustering_scores(bundle.test_labels, clusters).items()})
+            print(f"Warm start{'' if stage == 'warm_start' else ' (mixture alone)'}: held-out "
+                  f"acc={scores[stage + '_acc']:.3g} nmi={scores[stage + '_nmi']:.3g}", flush=True)
     if fresh and config.pcm_pretrain_epochs:
         start = time.time()
         loss = warm_start.pretrain_pcm(

@@ -10,6 +10,13 @@ belong together. This is N2D's recipe (McConville et al. 2020):
     UMAP          of the codes: --warm_start_neighbors neighbours, --warm_start_dims dims,
                   min_dist 0 (tight clumps, good for clustering rather than for pictures)
     GMM           full-covariance GaussianMixture with K components on the UMAP embedding
+    neighbours    with --warm_start_neighbour_epochs > 0: SCAN's clustering step (Van Gansbeke
+                  et al. 2020), a PCM-shaped network trained so that each image and its nearest
+                  neighbours in pixel space share a confident cluster, with every cluster kept in
+                  use (losses.neighbour_consistency_loss); its clusters replace the GMM's. Off by
+                  default: on Fashion-MNIST it separates classes the embedding merges (pullovers
+                  and coats), on mnist_5k pixel neighbours are worse than the embedding, and its
+                  entropy term favours clusters of equal size (docs/RESULTS.md §0).
 
 It yields soft responsibilities for every training image and the mixture weights. train.py
 pre-trains the PCM on the responsibilities (so PCM index k = GMM cluster k, and through the
@@ -37,14 +44,20 @@ import numpy as np
 import tensorflow as tf
 
 from gmmgan_tf.config import Config
+from gmmgan_tf import losses
 from gmmgan_tf.errors import DataError
 from gmmgan_tf.networks import Encoder, Head, augmenter
 
 CACHE_DIR = "warm_start"
+CLUSTERER_WEIGHTS = "clusterer.weights.h5"
 AUTOENCODER_UNITS = (500, 500, 2000)
 CODE_DIM = 10
 AUTOENCODER_BATCH = 256
 PRETRAIN_BATCH = 64
+NEIGHBOURS = 20  # SCAN's neighbours an image
+NEIGHBOUR_ENTROPY_WEIGHT = 5.0  # SCAN's weight of the entropy of the mean prediction
+NEIGHBOUR_BATCH = 128
+NEIGHBOUR_LEARNING_RATE = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,32 +70,43 @@ class Settings:
     dims: int
     seed: int
     augment: bool = False
+    neighbour_epochs: int = 0
 
     @classmethod
     def from_config(cls, config: Config) -> "Settings":
         return cls(config.num_components, config.warm_start_autoencoder_steps,
                    config.warm_start_fit_images, config.warm_start_neighbors,
-                   config.warm_start_dims, config.seed, config.warm_start_augment)
+                   config.warm_start_dims, config.seed, config.warm_start_augment,
+                   config.warm_start_neighbour_epochs)
 
 
 @dataclasses.dataclass
 class WarmStart:
     """The clustering of the training images and the models that embed new images."""
-    responsibilities: np.ndarray  # float32 [N, K]: the GMM's Pr(k | training image n)
-    weights: np.ndarray  # float64 [K]: the GMM's mixture weights
+    responsibilities: np.ndarray  # float32 [N, K]: Pr(k | training image n)
+    weights: np.ndarray  # float64 [K]: the clusters' weights
     seconds: dict[str, float]
     encoder: keras.Model | None = None
     reducer: object | None = None  # umap.UMAP
     mixture: object | None = None  # sklearn GaussianMixture
+    clusterer: keras.Model | None = None  # the neighbour stage's network, when it ran
+    image_shape: tuple[int, ...] | None = None  # the clusterer's input [H, W, C]
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """UMAP embedding [N, dims] of images in [-1, 1] (new images: UMAP's transform)."""
         codes = self.encoder.predict(_flatten(images), batch_size=1024, verbose=0)
         return self.reducer.transform(codes)
 
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
-        """The warm start's responsibilities [N, K] of any images."""
+    def mixture_proba(self, images: np.ndarray) -> np.ndarray:
+        """The GaussianMixture's responsibilities [N, K] of any images."""
         return self.mixture.predict_proba(self.embed(images))
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        """The warm start's responsibilities [N, K] of any images (the neighbour stage's
+        clusters when it ran, else the GaussianMixture's)."""
+        if self.clusterer is None:
+            return self.mixture_proba(images)
+        return _softmax(self.clusterer.predict(images, batch_size=1024, verbose=0))
 
     def log_density(self, images: np.ndarray) -> np.ndarray:
         """log p(embedding) under the GMM [N]: low for images unlike the training set."""
@@ -108,8 +132,9 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
            if len(flat) > settings.fit_images else np.arange(len(flat)))
     seconds = {}
 
+    stages = 4 if settings.neighbour_epochs else 3
     start = time.time()
-    log(f"Warm start 1/3: autoencoder on {len(fit)} images, {settings.autoencoder_steps} steps"
+    log(f"Warm start 1/{stages}: autoencoder on {len(fit)} images, {settings.autoencoder_steps} steps"
         + (", augmented" if settings.augment else ""))
     encoder = train_autoencoder(images[fit], settings.autoencoder_steps, settings.seed,
                                 settings.augment)
@@ -117,7 +142,7 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
     seconds["autoencoder"] = time.time() - start
 
     start = time.time()
-    log(f"Warm start 2/3: UMAP of the codes ({settings.neighbors} neighbours, "
+    log(f"Warm start 2/{stages}: UMAP of the codes ({settings.neighbors} neighbours, "
         f"{settings.dims} dims)")
     reducer = make_reducer(settings.neighbors, settings.dims, settings.seed)
     try:
@@ -132,12 +157,26 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
     seconds["umap"] = time.time() - start
 
     start = time.time()
-    log(f"Warm start 3/3: GaussianMixture, {settings.num_components} full-covariance components")
+    log(f"Warm start 3/{stages}: GaussianMixture, {settings.num_components} full-covariance "
+        "components")
     mixture = fit_mixture(embedding[fit], settings.num_components, settings.seed)
     responsibilities = mixture.predict_proba(embedding).astype(np.float32)
+    weights = mixture.weights_
     seconds["mixture"] = time.time() - start
+
+    clusterer = None
+    if settings.neighbour_epochs:
+        start = time.time()
+        log(f"Warm start 4/4: neighbour clustering (SCAN) of {len(fit)} images, "
+            f"{settings.neighbour_epochs} epochs")
+        clusterer = neighbour_clustering(images[fit], settings.num_components,
+                                         settings.neighbour_epochs, settings.seed)
+        responsibilities = _softmax(clusterer.predict(images, batch_size=1024, verbose=0))
+        weights = responsibilities.mean(axis=0, dtype=np.float64)
+        seconds["neighbours"] = time.time() - start
     seconds = {name: round(value, 1) for name, value in seconds.items()}
-    return WarmStart(responsibilities, mixture.weights_, seconds, encoder, reducer, mixture)
+    return WarmStart(responsibilities.astype(np.float32), weights, seconds, encoder, reducer,
+                     mixture, clusterer, tuple(images.shape[1:]))
 
 
 def make_reducer(neighbors: int, dims: int, seed: int, metric: str = "euclidean"):
@@ -154,6 +193,47 @@ def fit_mixture(embedding: np.ndarray, num_components: int, seed: int):
 
     return GaussianMixture(num_components, covariance_type="full", n_init=3,
                            random_state=seed).fit(embedding)
+
+
+def neighbour_clustering(images: np.ndarray, num_components: int, epochs: int, seed: int
+                         ) -> keras.Model:
+    """SCAN's clustering step on `images` [N, H, W, C]: a PCM-shaped network (width 1) whose
+    prediction on a random view of each image agrees with its prediction on a random view of
+    one of the image's NEIGHBOURS nearest neighbours in pixel space (Adam, batch 128)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    flat = _flatten(images)
+    count = min(NEIGHBOURS, len(images) - 1)
+    neighbours = NearestNeighbors(n_neighbors=count + 1).fit(flat).kneighbors(
+        flat, return_distance=False)[:, 1:]  # column 0 is the image itself
+    keras.utils.set_random_seed(seed)
+    network = Head(Encoder(images.shape[1:]), num_components)
+    network(images[:1])
+    views = augmenter(seed)
+    optimizer = keras.optimizers.Adam(NEIGHBOUR_LEARNING_RATE)
+    optimizer.build(network.trainable_variables)
+
+    @tf.function
+    def step(anchors, their_neighbours):
+        with tf.GradientTape() as tape:
+            anchor_probs = tf.nn.softmax(network(views(anchors, training=True), training=True))
+            neighbour_probs = tf.nn.softmax(
+                network(views(their_neighbours, training=True), training=True))
+            loss = losses.neighbour_consistency_loss(anchor_probs, neighbour_probs,
+                                                     NEIGHBOUR_ENTROPY_WEIGHT)
+        optimizer.apply_gradients(zip(tape.gradient(loss, network.trainable_variables),
+                                      network.trainable_variables))
+
+    rng = np.random.default_rng(seed)
+    images = np.asarray(images, np.float32)
+    batch = min(NEIGHBOUR_BATCH, len(images))
+    for _ in range(epochs):
+        order = rng.permutation(len(images))
+        for start in range(0, len(images) - batch + 1, batch):
+            anchors = order[start:start + batch]
+            chosen = neighbours[anchors, rng.integers(0, count, len(anchors))]
+            step(tf.constant(images[anchors]), tf.constant(images[chosen]))
+    return network
 
 
 def train_autoencoder(images: np.ndarray, steps: int, seed: int, augment: bool) -> keras.Model:
@@ -212,6 +292,11 @@ def _flatten(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, np.float32).reshape(len(images), -1)
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 # --- the cache in <workdir>/warm_start/ ------------------------------------------------------
 def fingerprint(images: np.ndarray) -> str:
     """A hash of the training images (a cache made on other data is stale)."""
@@ -234,6 +319,9 @@ def save(result: WarmStart, directory: str, settings: Settings, images_hash: str
             pickle.dump({"reducer": result.reducer, "mixture": result.mixture}, f)
         meta = {"settings": dataclasses.asdict(settings), "images": images_hash,
                 "seconds": result.seconds}
+        if result.clusterer is not None:
+            result.clusterer.save_weights(os.path.join(tmp, CLUSTERER_WEIGHTS))
+            meta["image_shape"] = list(result.image_shape)
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
         if os.path.exists(directory):
@@ -264,6 +352,11 @@ def load(directory: str, settings: Settings | None = None, images_hash: str | No
         with open(os.path.join(directory, "embedding.pkl"), "rb") as f:
             models = pickle.load(f)
         result.reducer, result.mixture = models["reducer"], models["mixture"]
+        if "image_shape" in meta:
+            result.image_shape = tuple(meta["image_shape"])
+            result.clusterer = Head(Encoder(result.image_shape), weights.shape[0])
+            result.clusterer(np.zeros([1, *result.image_shape], np.float32))
+            result.clusterer.load_weights(os.path.join(directory, CLUSTERER_WEIGHTS))
     return result
 
 

@@ -29,6 +29,7 @@ def main_py(*args, timeout=300):
     ("--num_components=0", "--num_components: must be >= 1"),
     ("--batch_size=-4", "--batch_size: must be >= 1"),
     ("--image_size=30", "--image_size: the networks cannot make 30-pixel images"),
+    ("--warm_start_neighbour_epochs=-1", "--warm_start_neighbour_epochs: must be >= 0"),
     ("--workdir=/proc/forbidden", "--workdir: cannot write to '/proc/forbidden'"),
 ])
 def test_bad_flags_exit_fast_with_one_line(flag, fragment):

@@ -190,6 +190,44 @@ def test_self_label_loss_matches_numpy():
     assert tape.gradient(loss, probs_t) is None
 
 
+def test_neighbour_consistency_loss_matches_numpy():
+    rng = np.random.default_rng(0)
+    anchors = rng.dirichlet(np.ones(3), 4).astype(np.float32)
+    neighbours = rng.dirichlet(np.ones(3), 4).astype(np.float32)
+    agreement = np.array([anchors[i] @ neighbours[i] for i in range(4)])
+    mean = anchors.mean(axis=0)
+    expected = -np.log(agreement).mean() + 2.0 * (mean * np.log(mean)).sum()
+    np.testing.assert_allclose(losses.neighbour_consistency_loss(anchors, neighbours, 2.0),
+                               expected, rtol=1e-5)
+    # Confident agreement with every cluster in use costs less than putting all in one cluster.
+    spread = np.eye(3, dtype=np.float32)
+    collapsed = np.tile(np.float32([[1, 0, 0]]), (3, 1))
+    assert (float(losses.neighbour_consistency_loss(spread, spread, 1.0))
+            < float(losses.neighbour_consistency_loss(collapsed, collapsed, 1.0)))
+
+
+def test_neighbour_stage_clusters_and_its_network_is_cached(tmp_path):
+    """Stage 4 alone recovers the separated clusters in equal shares; the whole warm start with
+    it on keeps the stage's clusters and its network survives the cache."""
+    images, labels = _blobs()
+    network = warm_start.neighbour_clustering(images, 3, epochs=30, seed=0)  # one batch an epoch
+    clusters = network.predict(images, verbose=0).argmax(axis=1)
+    assert adjusted_rand_score(labels, clusters) == 1.0
+    settings = dataclasses.replace(SETTINGS, neighbour_epochs=30)
+    result = warm_start.compute(images, settings, log=lambda _: None)
+    assert adjusted_rand_score(labels, result.responsibilities.argmax(axis=1)) == 1.0
+    np.testing.assert_allclose(result.weights, result.responsibilities.mean(axis=0), rtol=1e-5)
+    new_images, new_labels = _blobs(per_cluster=5, seed=0)
+    assert adjusted_rand_score(new_labels, result.predict_proba(new_images).argmax(axis=1)) == 1.0
+    directory = str(tmp_path / "warm_start")
+    warm_start.save(result, directory, settings, "digest")
+    loaded = warm_start.load(directory, settings, "digest", with_models=True)
+    np.testing.assert_allclose(loaded.predict_proba(new_images), result.predict_proba(new_images),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="other warm-start settings"):
+        warm_start.load(directory, SETTINGS, "digest")  # made with the stage, asked without it
+
+
 def test_train_step_takes_the_pseudo_label_term_on_real_images():
     """With only L^{x,warm} on, one step's logged loss is the cross-entropy of the PCM's logits
     on the batch against the targets, computed by hand before the step."""
