@@ -55,13 +55,18 @@ IMBALANCED_MODELS = (("gaussian", "gaussian"), ("gmm", "gmm"), ("gmmgan", "gmmga
 DOMINANT_CLASSES = (0, 3, 7)
 
 
-def load_metrics(runs: str, name: str) -> dict | None:
-    """A run's final metrics; component purity is added for runs trained before evaluation
-    reported it (the same computation on 200 samples a component)."""
+def load_metrics(runs: str, name: str, reevaluated: bool = False) -> dict | None:
+    """A run's final metrics (with `reevaluated`, updated by its re-evaluation if it has one:
+    `main.py --mode=evaluate` writes <run>/eval/metrics.json); component purity is added for
+    runs trained before evaluation reported it (the same computation on 200 samples a
+    component)."""
     path = os.path.join(runs, name, "metrics.json")
     if not os.path.isfile(path):
         return None
     metrics = json.load(open(path))
+    again = os.path.join(runs, name, "eval", "metrics.json")
+    if reevaluated and os.path.isfile(again):
+        metrics.update(json.load(open(again)))
     if metrics["model"] != "gaussian" and "component_purity" not in metrics:
         config, data, model = wd.load_trained_model(os.path.join(runs, name))
         balanced = evaluation.classifier_data(data, config)
@@ -198,7 +203,9 @@ def imbalanced_section(runs: str) -> str:
         width = 0.8 / (len(IMBALANCED_MODELS) + 1)
         for i, (suffix, label) in enumerate(IMBALANCED_MODELS):
             name = f"imb{d}_{suffix}_s0"
-            m = load_metrics(runs, name)
+            # gmmgan's sample metrics are read from its re-evaluation, which draws components by
+            # alpha_k (model.sample_from_prior); its training-time metrics drew them equally.
+            m = load_metrics(runs, name, reevaluated=suffix == "gmmgan")
             if m is None:
                 continue
             shares = np.asarray(m["coverage_shares"])

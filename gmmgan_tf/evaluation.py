@@ -104,9 +104,7 @@ def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
                                data.num_classes)
     inception = (InceptionExtractor(config.inception_weights) if config.inception_weights
                  else None)
-    per_component = -(-num_fakes // model.num_components)
-    fakes, components = model.sample(per_component, seed=config.seed)
-    fakes, components = fakes[:num_fakes], components[:num_fakes]
+    fakes, components = model.sample_from_prior(num_fakes, seed=config.seed)
     mixture = model.config.uses_mixture_prior and model.num_components > 1
     return report.evaluate_samples(
         data.train_images, data.test_images, fakes, ndb=ndb, classifier=classifier,

@@ -301,6 +301,19 @@ class GMMGAN(keras.Model):
             (len(components), self.latent_dim)).astype(np.float32)
         return self.generate(components, eps), components
 
+    def sample_from_prior(self, num: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """`num` draws of what the model generates: component k with probability alpha_k, then
+        one of its images (sorted by component). sample() gives every component the same count,
+        which misstates the class shares of a model whose alpha_k are not uniform."""
+        alpha = tf.nn.softmax(tf.convert_to_tensor(self.prior.mixture_logits)).numpy()
+        alpha = alpha.astype(np.float64) / alpha.astype(np.float64).sum()  # numpy wants sum 1
+        rng = np.random.default_rng(seed)
+        components = np.sort(rng.choice(len(alpha), num, p=alpha))
+        if not self.config.uses_mixture_prior:
+            components = np.zeros(num, np.int64)
+        eps = rng.standard_normal((num, self.latent_dim)).astype(np.float32)
+        return self.generate(components, eps), components
+
     def responsibilities(self, images, batch_size: int = 500) -> np.ndarray:
         """The PCM's Pr(k|x) [N, K] for images in [-1, 1]."""
         if self.pcm is None:

@@ -96,6 +96,22 @@ def test_component_c_with_noise_eps_is_generated_from_mu_c_plus_sigma_c_eps(mode
     np.testing.assert_allclose(images, by_hand, atol=1e-5)
 
 
+def test_sample_from_prior_draws_components_by_their_weights():
+    """What the model generates: component k in proportion alpha_k (as the imbalanced study's
+    class shares need), each image generated from its component's latent."""
+    model = make_model(prior_mean_init_std=2.0)
+    alpha = np.array([0.7, 0.2, 0.1])
+    model.prior.mixture_logits.assign(np.log(alpha))
+    _, ids = model.sample_from_prior(20000, seed=0)
+    np.testing.assert_allclose(np.bincount(ids, minlength=3) / 20000, alpha, atol=0.01)
+    images, ids = model.sample_from_prior(6, seed=1)
+    rng = np.random.default_rng(1)
+    expected_ids = np.sort(rng.choice(3, 6, p=alpha))
+    eps = rng.standard_normal((6, 4)).astype(np.float32)
+    np.testing.assert_array_equal(ids, expected_ids)
+    np.testing.assert_allclose(images, model.generate(expected_ids, eps), atol=1e-5)
+
+
 def test_a_few_dozen_steps_lower_d_and_c_losses():
     model = make_model(num_components=3, latent_dim=4, learning_rate_c=3e-3)
     history = {"d_loss": [], "latent_consistency_loss": []}
