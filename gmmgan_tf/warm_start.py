@@ -44,8 +44,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gmmgan_tf.config import Config
 from gmmgan_tf import losses
+from gmmgan_tf.config import Config
 from gmmgan_tf.errors import DataError
 from gmmgan_tf.networks import Encoder, Head, augmenter
 
@@ -135,8 +135,8 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
 
     stages = 4 if settings.neighbour_epochs else 3
     start = time.time()
-    log(f"Warm start 1/{stages}: autoencoder on {len(fit)} images, {settings.autoencoder_steps} steps"
-        + (", augmented" if settings.augment else ""))
+    log(f"Warm start 1/{stages}: autoencoder on {len(fit)} images, "
+        f"{settings.autoencoder_steps} steps" + (", augmented" if settings.augment else ""))
     encoder = train_autoencoder(images[fit], settings.autoencoder_steps, settings.seed,
                                 settings.augment)
     codes = encoder.predict(flat, batch_size=1024, verbose=0)
