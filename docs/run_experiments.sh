@@ -46,7 +46,7 @@ lane() {  # in order of what the docs need most
   seeded rf_none_s0 0 $Q --real_fake_consistency=none
   seeded cons_mi_s0 0 $Q --consistency=mi
   seeded rf_marginal_s0 0 $Q --real_fake_consistency=marginal_kl
-  seeded div_0.3_s0 0 $Q --diversity_weight=0.3
+  for seed in 0 1 2; do seeded "div_0.3_s$seed" "$seed" $Q --diversity_weight=0.3; done
   seeded k5_s0 0 $Q --num_components=5
   seeded wgan_gp_s0 0 $Q --model=gaussian --gan_loss=wgan_gp --diversity_weight=0   # MFA.md
   for bins in 200 300; do ndb_bins gaussian_s0 $bins; ndb_bins wgan_gp_s0 $bins; done

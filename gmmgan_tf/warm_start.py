@@ -293,6 +293,15 @@ def _flatten(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, np.float32).reshape(len(images), -1)
 
 
+def _saved_settings(saved) -> Settings | None:
+    """The Settings a cache was made with; a setting added since takes its default, so that a
+    cache made before it was added (when it did not exist, i.e. had its default) still counts."""
+    try:
+        return Settings(**saved)
+    except TypeError:  # not a dict, or a setting this version does not know
+        return None
+
+
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
@@ -338,7 +347,7 @@ def load(directory: str, settings: Settings | None = None, images_hash: str | No
     """Reads a cache; raises ValueError (stale) or OSError/EOFError/... (damaged)."""
     with open(os.path.join(directory, "meta.json")) as f:
         meta = json.load(f)
-    if settings is not None and meta.get("settings") != dataclasses.asdict(settings):
+    if settings is not None and _saved_settings(meta.get("settings")) != settings:
         raise ValueError("it was made with other warm-start settings")
     if images_hash is not None and meta.get("images") != images_hash:
         raise ValueError("it was made on other training images")

@@ -2,6 +2,7 @@
 real-image loss terms that use it."""
 import dataclasses
 import glob
+import json
 import os
 
 import numpy as np
@@ -59,6 +60,21 @@ def test_cache_round_trip_and_models(blobs_result, tmp_path):
         warm_start.load(directory, dataclasses.replace(SETTINGS, neighbors=5), digest)
     with pytest.raises(ValueError, match="other training images"):
         warm_start.load(directory, SETTINGS, warm_start.fingerprint(images[1:]))
+    # A cache made before a setting existed (no key: its default) is still this one's.
+    meta_path = os.path.join(directory, "meta.json")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    del meta["settings"]["neighbour_epochs"]
+    with open(meta_path, "w") as f:
+        json.dump(meta, f)
+    assert warm_start.load(directory, SETTINGS, digest).responsibilities.shape == (150, 3)
+    with pytest.raises(ValueError, match="other warm-start settings"):
+        warm_start.load(directory, dataclasses.replace(SETTINGS, neighbour_epochs=3), digest)
+    meta["settings"]["unknown_setting"] = 1  # from a newer version
+    with open(meta_path, "w") as f:
+        json.dump(meta, f)
+    with pytest.raises(ValueError, match="other warm-start settings"):
+        warm_start.load(directory, SETTINGS, digest)
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
 
 
