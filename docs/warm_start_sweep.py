@@ -14,7 +14,6 @@ warm_start.compute uses, are fit on the same images and run for every setting. O
 then the mean ± sd over seeds.
 """
 import argparse
-import itertools
 import os
 import sys
 
@@ -42,13 +41,10 @@ def main() -> None:
     args = parser.parse_args()
     bundle = data.load(Config(dataset=args.dataset))
     results, stage_scores = {}, {}
-    for seed, steps in itertools.product(map(int, args.seeds.split(",")),
-                                         map(int, args.steps.split(","))):
-        train_images = bundle.train_images
-        if len(train_images) > args.fit_images:  # the subset warm_start.compute draws
-            train_images = train_images[np.sort(np.random.default_rng(seed).choice(
-                len(train_images), args.fit_images, replace=False))]
-        if args.neighbour_epochs and seed not in stage_scores:
+    for seed in map(int, args.seeds.split(",")):
+        train_images = bundle.train_images[warm_start.fit_indices(  # as warm_start.compute
+            len(bundle.train_images), args.fit_images, seed)]
+        if args.neighbour_epochs:
             network = warm_start.neighbour_clustering(train_images, 10, args.neighbour_epochs,
                                                       seed)
             scores = clustering_scores(bundle.test_labels, network.predict(
@@ -56,21 +52,22 @@ def main() -> None:
             stage_scores[seed] = (scores["acc"], scores["nmi"])
             print(f"seed {seed} neighbour stage ({args.neighbour_epochs} epochs): held-out ACC "
                   f"{scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
-        encoder = warm_start.train_autoencoder(train_images, steps, seed, args.augment)
-        train_codes = encoder.predict(train_images.reshape(len(train_images), -1),
-                                      batch_size=1024, verbose=0)
-        test_codes = encoder.predict(bundle.test_images.reshape(len(bundle.test_images), -1),
-                                     batch_size=1024, verbose=0)
-        for neighbors in map(int, args.neighbors.split(",")):
-            for metric in args.metrics.split(","):
-                reducer = warm_start.make_reducer(neighbors, 10, seed, metric)
-                mixture = warm_start.fit_mixture(reducer.fit_transform(train_codes), 10, seed)
-                scores = clustering_scores(bundle.test_labels,
-                                           mixture.predict(reducer.transform(test_codes)))
-                results.setdefault((steps, neighbors, metric), []).append(
-                    (scores["acc"], scores["nmi"]))
-                print(f"seed {seed} steps {steps} neighbours {neighbors} {metric}: held-out ACC "
-                      f"{scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
+        for steps in map(int, args.steps.split(",")):
+            encoder = warm_start.train_autoencoder(train_images, steps, seed, args.augment)
+            train_codes = encoder.predict(train_images.reshape(len(train_images), -1),
+                                          batch_size=1024, verbose=0)
+            test_codes = encoder.predict(bundle.test_images.reshape(len(bundle.test_images), -1),
+                                         batch_size=1024, verbose=0)
+            for neighbors in map(int, args.neighbors.split(",")):
+                for metric in args.metrics.split(","):
+                    reducer = warm_start.make_reducer(neighbors, 10, seed, metric)
+                    mixture = warm_start.fit_mixture(reducer.fit_transform(train_codes), 10, seed)
+                    scores = clustering_scores(bundle.test_labels,
+                                               mixture.predict(reducer.transform(test_codes)))
+                    results.setdefault((steps, neighbors, metric), []).append(
+                        (scores["acc"], scores["nmi"]))
+                    print(f"seed {seed} steps {steps} neighbours {neighbors} {metric}: held-out "
+                          f"ACC {scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
     print("\n| autoencoder steps | neighbours | metric | held-out ACC | held-out NMI | seeds |\n"
           "|---|---|---|---|---|---|")
     spread = (lambda v: f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}")

@@ -306,11 +306,10 @@ class GMMGAN(keras.Model):
         one of its images (sorted by component). sample() gives every component the same count,
         which misstates the class shares of a model whose alpha_k are not uniform."""
         alpha = tf.nn.softmax(tf.convert_to_tensor(self.prior.mixture_logits)).numpy()
-        alpha = alpha.astype(np.float64) / alpha.astype(np.float64).sum()  # numpy wants sum 1
+        alpha = alpha.astype(np.float64) / alpha.sum(dtype=np.float64)  # numpy wants sum 1
         rng = np.random.default_rng(seed)
+        # One N(0, I) component for the models without a mixture prior, so all ids are 0 there.
         components = np.sort(rng.choice(len(alpha), num, p=alpha))
-        if not self.config.uses_mixture_prior:
-            components = np.zeros(num, np.int64)
         eps = rng.standard_normal((num, self.latent_dim)).astype(np.float32)
         return self.generate(components, eps), components
 

@@ -43,6 +43,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy.special import softmax
 
 from gmmgan_tf import losses
 from gmmgan_tf.config import Config
@@ -107,7 +108,7 @@ class WarmStart:
         clusters when it ran, else the GaussianMixture's)."""
         if self.clusterer is None:
             return self.mixture_proba(images)
-        return _softmax(self.clusterer.predict(images, batch_size=1024, verbose=0))
+        return softmax(self.clusterer.predict(images, batch_size=1024, verbose=0), axis=1)
 
     def log_density(self, images: np.ndarray) -> np.ndarray:
         """log p(embedding) under the GMM [N]: low for images unlike the training set."""
@@ -128,9 +129,7 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
     """Autoencoder -> UMAP -> GaussianMixture on `images` [N, H, W, C] in [-1, 1]."""
     check_enough_images(len(images), settings)
     flat = _flatten(images)
-    rng = np.random.default_rng(settings.seed)
-    fit = (np.sort(rng.choice(len(flat), settings.fit_images, replace=False))
-           if len(flat) > settings.fit_images else np.arange(len(flat)))
+    fit = fit_indices(len(flat), settings.fit_images, settings.seed)
     seconds = {}
 
     stages = 4 if settings.neighbour_epochs else 3
@@ -172,12 +171,21 @@ def compute(images: np.ndarray, settings: Settings, log=print) -> WarmStart:
             f"{settings.neighbour_epochs} epochs")
         clusterer = neighbour_clustering(images[fit], settings.num_components,
                                          settings.neighbour_epochs, settings.seed)
-        responsibilities = _softmax(clusterer.predict(images, batch_size=1024, verbose=0))
+        responsibilities = softmax(clusterer.predict(images, batch_size=1024, verbose=0),
+                                   axis=1)
         weights = responsibilities.mean(axis=0, dtype=np.float64)
         seconds["neighbours"] = time.time() - start
     seconds = {name: round(value, 1) for name, value in seconds.items()}
     return WarmStart(responsibilities.astype(np.float32), weights, seconds, encoder, reducer,
                      mixture, clusterer, tuple(images.shape[1:]))
+
+
+def fit_indices(num_images: int, fit_images: int, seed: int) -> np.ndarray:
+    """The sorted indices of the images the autoencoder, UMAP and stage 4 are fitted on: all of
+    them, or a random --warm_start_fit_images subset."""
+    if num_images <= fit_images:
+        return np.arange(num_images)
+    return np.sort(np.random.default_rng(seed).choice(num_images, fit_images, replace=False))
 
 
 def make_reducer(neighbors: int, dims: int, seed: int, metric: str = "euclidean"):
@@ -208,8 +216,7 @@ def neighbour_clustering(images: np.ndarray, num_components: int, epochs: int, s
     neighbours = NearestNeighbors(n_neighbors=count + 1).fit(flat).kneighbors(
         flat, return_distance=False)[:, 1:]  # column 0 is the image itself
     keras.utils.set_random_seed(seed)
-    network = Head(Encoder(images.shape[1:]), num_components)
-    network(images[:1])
+    network = _pcm_shaped(images.shape[1:], num_components)
     views = augmenter(seed)
     optimizer = keras.optimizers.Adam(NEIGHBOUR_LEARNING_RATE)
     optimizer.build(network.trainable_variables)
@@ -278,8 +285,7 @@ def pretrain_pcm(pcm, images: np.ndarray, targets: np.ndarray, *, width_multipli
     (cross-entropy, Adam) outside any distribution strategy, then copies its weights into `pcm`
     (which may be mirrored); returns the last epoch's loss."""
     keras.utils.set_random_seed(seed)
-    twin = Head(Encoder(images.shape[1:], width_multiplier), targets.shape[1])
-    twin(images[:1])
+    twin = _pcm_shaped(images.shape[1:], targets.shape[1], width_multiplier)
     twin.set_weights(pcm.get_weights())
     twin.compile(keras.optimizers.Adam(learning_rate),
                  keras.losses.CategoricalCrossentropy(from_logits=True))
@@ -293,6 +299,13 @@ def _flatten(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, np.float32).reshape(len(images), -1)
 
 
+def _pcm_shaped(image_shape, units: int, width_multiplier: float = 1.0) -> Head:
+    """A built network of the PCM's architecture: images [H, W, C] -> `units` logits."""
+    network = Head(Encoder(tuple(image_shape), width_multiplier), units)
+    network(np.zeros([1, *image_shape], np.float32))
+    return network
+
+
 def _saved_settings(saved) -> Settings | None:
     """The Settings a cache was made with; a setting added since takes its default, so that a
     cache made before it was added (when it did not exist, i.e. had its default) still counts."""
@@ -300,11 +313,6 @@ def _saved_settings(saved) -> Settings | None:
         return Settings(**saved)
     except TypeError:  # not a dict, or a setting this version does not know
         return None
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 # --- the cache in <workdir>/warm_start/ ------------------------------------------------------
@@ -364,8 +372,7 @@ def load(directory: str, settings: Settings | None = None, images_hash: str | No
         result.reducer, result.mixture = models["reducer"], models["mixture"]
         if "image_shape" in meta:
             result.image_shape = tuple(meta["image_shape"])
-            result.clusterer = Head(Encoder(result.image_shape), weights.shape[0])
-            result.clusterer(np.zeros([1, *result.image_shape], np.float32))
+            result.clusterer = _pcm_shaped(result.image_shape, weights.shape[0])
             result.clusterer.load_weights(os.path.join(directory, CLUSTERER_WEIGHTS))
     return result
 
