@@ -1,5 +1,6 @@
 """The command line end to end: flag errors, a smoke run, resume after kill -9, NaN guard."""
 import dataclasses
+import glob
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import pytest
 from conftest import tiny_config
 from gmmgan_tf import data as data_lib
 from gmmgan_tf import train
+from gmmgan_tf.config import Config
 from gmmgan_tf.errors import TrainingDiverged
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -45,6 +47,53 @@ def test_unknown_flag_is_refused():
     result = main_py("--nonexistent_flag=1", timeout=60)
     assert result.returncode != 0
     assert "nonexistent_flag" in result.stderr
+
+
+def _own_settings(flagfile: str) -> dict[str, str]:
+    """The `--name=value` / `--name` / `--noname` lines of a flagfile itself (not of the
+    flagfiles it includes), read by hand: name -> value as written."""
+    settings = {}
+    for line in open(flagfile):
+        line = line.strip()
+        if not line.startswith("--") or line.startswith("--flagfile="):
+            continue
+        name, _, value = line[2:].partition("=")
+        if not value:
+            name, value = (name[2:], "false") if name.startswith("no") and name[2:] in FIELDS \
+                else (name, "true")
+        settings[name] = value
+    return settings
+
+
+FIELDS = {field.name for field in dataclasses.fields(Config)}
+
+
+@pytest.mark.parametrize("flagfile", sorted(glob.glob(os.path.join(ROOT, "flags", "*.cfg"))),
+                         ids=os.path.basename)
+def test_every_flagfile_validates_and_its_own_lines_win(flagfile, tmp_path, monkeypatch):
+    """A flagfile's lines override what it includes (flags/base.cfg), and give a valid Config."""
+    from absl import flags
+
+    from gmmgan_tf import cli
+
+    monkeypatch.chdir(ROOT)  # flagfiles include flags/base.cfg by a relative path
+    if "mode" not in flags.FLAGS:
+        cli.define_flags()
+    flags.FLAGS.unparse_flags()
+    try:
+        cli.parse_flags(["main.py", f"--flagfile={flagfile}", f"--workdir={tmp_path}"])
+        config = cli.config_from_flags()
+    finally:
+        flags.FLAGS.unparse_flags()
+    own = _own_settings(flagfile)
+    assert own and set(own) <= FIELDS
+    for name, written in own.items():
+        if name == "workdir":
+            continue
+        value = getattr(config, name)
+        expected = (written == "true" if isinstance(value, bool)
+                    else type(value)(written))
+        assert value == expected, (name, value, written)
 
 
 def test_smoke_run_end_to_end_then_sample_and_interpolate(tmp_path):
