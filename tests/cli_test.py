@@ -2,6 +2,7 @@
 import dataclasses
 import glob
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -77,6 +78,8 @@ def test_every_flagfile_validates_and_its_own_lines_win(flagfile, tmp_path, monk
     from gmmgan_tf import cli
 
     monkeypatch.chdir(ROOT)  # flagfiles include flags/base.cfg by a relative path
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level  # setting --verbosity sets it; later tests capture absl's INFO
     if "mode" not in flags.FLAGS:
         cli.define_flags()
     flags.FLAGS.unparse_flags()
@@ -85,6 +88,7 @@ def test_every_flagfile_validates_and_its_own_lines_win(flagfile, tmp_path, monk
         config = cli.config_from_flags()
     finally:
         flags.FLAGS.unparse_flags()
+        absl_logger.setLevel(level)
     own = _own_settings(flagfile)
     assert own and set(own) <= FIELDS
     for name, written in own.items():
