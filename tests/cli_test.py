@@ -2,7 +2,6 @@
 import dataclasses
 import glob
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import fresh_cli_flags, tiny_config
 from gmmgan_tf import data as data_lib
 from gmmgan_tf import train
 from gmmgan_tf.config import Config
@@ -50,6 +49,9 @@ def test_unknown_flag_is_refused():
     assert "nonexistent_flag" in result.stderr
 
 
+FIELDS = {field.name for field in dataclasses.fields(Config)}
+
+
 def _own_settings(flagfile: str) -> dict[str, str]:
     """The `--name=value` / `--name` / `--noname` lines of a flagfile itself (not of the
     flagfiles it includes), read by hand: name -> value as written."""
@@ -66,29 +68,19 @@ def _own_settings(flagfile: str) -> dict[str, str]:
     return settings
 
 
-FIELDS = {field.name for field in dataclasses.fields(Config)}
-
-
 @pytest.mark.parametrize("flagfile", sorted(glob.glob(os.path.join(ROOT, "flags", "*.cfg"))),
                          ids=os.path.basename)
 def test_every_flagfile_validates_and_its_own_lines_win(flagfile, tmp_path, monkeypatch):
     """A flagfile's lines override what it includes (flags/base.cfg), and give a valid Config."""
-    from absl import flags
-
     from gmmgan_tf import cli
 
     monkeypatch.chdir(ROOT)  # flagfiles include flags/base.cfg by a relative path
-    absl_logger = logging.getLogger("absl")
-    level = absl_logger.level  # setting --verbosity sets it; later tests capture absl's INFO
-    if "mode" not in flags.FLAGS:
-        cli.define_flags()
-    flags.FLAGS.unparse_flags()
+    flags = fresh_cli_flags()
     try:
         cli.parse_flags(["main.py", f"--flagfile={flagfile}", f"--workdir={tmp_path}"])
         config = cli.config_from_flags()
     finally:
-        flags.FLAGS.unparse_flags()
-        absl_logger.setLevel(level)
+        flags.unparse_flags()
     own = _own_settings(flagfile)
     assert own and set(own) <= FIELDS
     for name, written in own.items():

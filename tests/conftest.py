@@ -1,5 +1,6 @@
-"""Shared test set-up: quiet TF, a tiny config, deterministic seeds."""
+"""Shared test set-up: quiet TF, a tiny config, deterministic seeds, clean command-line flags."""
 import dataclasses
+import logging
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,3 +26,27 @@ def tiny_config(**overrides) -> Config:
 def _seed():
     keras.utils.set_random_seed(0)
     yield
+
+
+def fresh_cli_flags():
+    """absl's FLAGS with main.py's flags defined and nothing parsed, for in-process CLI runs."""
+    from absl import flags
+
+    from gmmgan_tf import cli
+
+    if "mode" not in flags.FLAGS:
+        cli.define_flags()
+    flags.FLAGS.unparse_flags()
+    return flags.FLAGS
+
+
+_ABSL_LOGGER_LEVEL = logging.getLogger("absl").level  # before any test (or fixture) ran
+
+
+@pytest.fixture(autouse=True)
+def _absl_logger_level():
+    """Setting --verbosity (parsing or unparsing flags, cli.main; in a test or a module's
+    fixture) sets the 'absl' logger's level; reset it after every test, or a later test's
+    caplog no longer sees absl's INFO lines."""
+    yield
+    logging.getLogger("absl").setLevel(_ABSL_LOGGER_LEVEL)

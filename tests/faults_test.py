@@ -20,7 +20,8 @@ import sys
 
 import numpy as np
 import pytest
-from absl import flags
+
+from conftest import fresh_cli_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs", "FAULTS.md")
@@ -225,9 +226,7 @@ def run_cli(command: str, **paths) -> tuple[int, str, str]:
 
     from gmmgan_tf import cli
 
-    if "mode" not in flags.FLAGS:
-        cli.define_flags()
-    flags.FLAGS.unparse_flags()
+    fresh_cli_flags()
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
