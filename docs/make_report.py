@@ -81,14 +81,16 @@ def load_metrics(runs: str, name: str, reevaluated: bool = False) -> dict | None
 
 
 def eval_curves(runs: str, name: str) -> dict[str, list[tuple[int, float]]]:
-    """Per-epoch `eval/<metric>` scalars of a run: {metric: [(epoch, value)]}."""
+    """Per-epoch `validation/<metric>` scalars of a run (`eval/<metric>` in runs made before the
+    validation split, which scored the test split every epoch): {metric: [(epoch, value)]}."""
     curves: dict[str, list[tuple[int, float]]] = {}
     for path in sorted(glob.glob(os.path.join(runs, name, "tensorboard", "eval", "events.*"))):
         for record in tf.data.TFRecordDataset(path):
             event = tf.compat.v1.Event.FromString(record.numpy())
             for value in event.summary.value:
-                if value.tag.startswith("eval/"):
-                    curves.setdefault(value.tag[5:], []).append(
+                prefix, _, metric = value.tag.partition("/")
+                if prefix in ("validation", "eval"):
+                    curves.setdefault(metric, []).append(
                         (int(event.step), float(tf.make_ndarray(value.tensor))))
     return {k: sorted(dict(v).items()) for k, v in curves.items()}
 

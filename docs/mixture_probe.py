@@ -1,12 +1,12 @@
-"""Other mixtures on one run's warm-start embedding (docs/RESULTS.md §0, Fashion-MNIST): held-out
+"""Other mixtures on one run's warm-start embedding (docs/RESULTS.md §0, Fashion-MNIST): validation
 ACC/NMI of GaussianMixtures with other seeds, n_init and covariances, and of over-clustering
 with K' components merged down to K by the entropy criterion (Baudry et al. 2010).
 
     .venv/bin/python docs/mixture_probe.py runs/fashion10_s0
 
 Reads <workdir>/warm_start/ (the encoder, UMAP and its embedding of the images it was fit on);
-the held-out images go through the encoder and UMAP's transform, as the warm start's own
-evaluation does.
+the validation images (never the test split: this script chooses) go through the encoder and
+UMAP's transform, as the warm start's own evaluation does.
 """
 import os
 import sys
@@ -41,16 +41,17 @@ def entropy_merge(responsibilities: np.ndarray, k: int) -> list[list[int]]:
 
 def main(run: str) -> None:
     config = wd.load_config(run)
-    bundle = data.load(config)
+    validation = data.load(config).for_scoring("validation")
     cache = warm_start.load(os.path.join(run, warm_start.CACHE_DIR), with_models=True)
     fit = cache.reducer.embedding_
-    test = cache.reducer.transform(cache.encoder.predict(
-        bundle.test_images.reshape(len(bundle.test_images), -1), batch_size=1024, verbose=0))
+    held_out = cache.reducer.transform(cache.encoder.predict(
+        validation.test_images.reshape(len(validation.test_images), -1), batch_size=1024,
+        verbose=0))
     k = config.num_components
 
     def report(label, predicted):
-        scores = clustering_scores(bundle.test_labels, predicted)
-        print(f"{label}: held-out ACC {scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
+        scores = clustering_scores(validation.test_labels, predicted)
+        print(f"{label}: validation ACC {scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
 
     for covariance in ("full", "tied", "diag"):
         for n_init in (3, 10):
@@ -58,14 +59,14 @@ def main(run: str) -> None:
                 mixture = GaussianMixture(k, covariance_type=covariance, n_init=n_init,
                                           random_state=seed).fit(fit)
                 report(f"{covariance} n_init={n_init} seed {seed} (mean log-likelihood "
-                       f"{mixture.score(fit):.3f})", mixture.predict(test))
+                       f"{mixture.score(fit):.3f})", mixture.predict(held_out))
     for over in (15, 20, 30):
         for seed in range(2):
             mixture = GaussianMixture(over, covariance_type="full", n_init=3,
                                       random_state=seed).fit(fit)
             groups = entropy_merge(mixture.predict_proba(fit), k)
-            test_r = mixture.predict_proba(test)
-            merged = np.stack([test_r[:, g].sum(axis=1) for g in groups], axis=1)
+            held_out_r = mixture.predict_proba(held_out)
+            merged = np.stack([held_out_r[:, g].sum(axis=1) for g in groups], axis=1)
             report(f"K'={over} seed {seed}, entropy-merged to {k}", merged.argmax(axis=1))
 
 

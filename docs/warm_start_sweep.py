@@ -1,5 +1,6 @@
-"""The warm start's settings (docs/RESULTS.md §0): held-out ACC/NMI of the GaussianMixture on
-UMAP-transformed codes, for each seed's autoencoder and each setting.
+"""The warm start's settings (docs/RESULTS.md §0): validation ACC/NMI of the GaussianMixture on
+UMAP-transformed codes, for each seed's autoencoder and each setting. It scores the validation
+split only: settings are chosen here, so the test split stays unread.
 
     .venv/bin/python docs/warm_start_sweep.py --seeds=0,1,2 --neighbors=10,15,20 \
         --metrics=euclidean,cosine [--augment]
@@ -40,6 +41,7 @@ def main() -> None:
                         help="also score warm_start.neighbour_clustering with this many epochs")
     args = parser.parse_args()
     bundle = data.load(Config(dataset=args.dataset))
+    validation = bundle.for_scoring("validation")
     results, stage_scores = {}, {}
     for seed in map(int, args.seeds.split(",")):
         train_images = bundle.train_images[warm_start.fit_indices(  # as warm_start.compute
@@ -47,28 +49,29 @@ def main() -> None:
         if args.neighbour_epochs:
             network = warm_start.neighbour_clustering(train_images, 10, args.neighbour_epochs,
                                                       seed)
-            scores = clustering_scores(bundle.test_labels, network.predict(
-                bundle.test_images, batch_size=1024, verbose=0).argmax(axis=1))
+            scores = clustering_scores(validation.test_labels, network.predict(
+                validation.test_images, batch_size=1024, verbose=0).argmax(axis=1))
             stage_scores[seed] = (scores["acc"], scores["nmi"])
-            print(f"seed {seed} neighbour stage ({args.neighbour_epochs} epochs): held-out ACC "
+            print(f"seed {seed} neighbour stage ({args.neighbour_epochs} epochs): validation ACC "
                   f"{scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
         for steps in map(int, args.steps.split(",")):
             encoder = warm_start.train_autoencoder(train_images, steps, seed, args.augment)
             train_codes = encoder.predict(train_images.reshape(len(train_images), -1),
                                           batch_size=1024, verbose=0)
-            test_codes = encoder.predict(bundle.test_images.reshape(len(bundle.test_images), -1),
-                                         batch_size=1024, verbose=0)
+            held_out_codes = encoder.predict(
+                validation.test_images.reshape(len(validation.test_images), -1),
+                batch_size=1024, verbose=0)
             for neighbors in map(int, args.neighbors.split(",")):
                 for metric in args.metrics.split(","):
                     reducer = warm_start.make_reducer(neighbors, 10, seed, metric)
                     mixture = warm_start.fit_mixture(reducer.fit_transform(train_codes), 10, seed)
-                    scores = clustering_scores(bundle.test_labels,
-                                               mixture.predict(reducer.transform(test_codes)))
+                    scores = clustering_scores(validation.test_labels,
+                                               mixture.predict(reducer.transform(held_out_codes)))
                     results.setdefault((steps, neighbors, metric), []).append(
                         (scores["acc"], scores["nmi"]))
-                    print(f"seed {seed} steps {steps} neighbours {neighbors} {metric}: held-out "
+                    print(f"seed {seed} steps {steps} neighbours {neighbors} {metric}: validation "
                           f"ACC {scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
-    print("\n| autoencoder steps | neighbours | metric | held-out ACC | held-out NMI | seeds |\n"
+    print("\n| autoencoder steps | neighbours | metric | validation ACC | validation NMI | seeds |\n"
           "|---|---|---|---|---|---|")
     spread = (lambda v: f"{v.mean():.3f} ± {v.std(ddof=1):.3f}" if len(v) > 1 else f"{v[0]:.3f}")
     for (steps, neighbors, metric), values in results.items():

@@ -50,6 +50,11 @@ class Config:
     minor_count_mode: str = _field(
         "total", "imbalanced_*: --minor_count counts all minor classes together or each one.",
         ("total", "per_class"))
+    validation_fraction: float = _field(
+        0.1, "Share of the training images (stratified by label, the same images for every "
+        "--seed) carved out as the validation split: never trained on, scored by --eval_every "
+        "and used to choose settings; the test split is scored only at the end of a run and by "
+        "--mode=evaluate. 0 = no validation split (no per-epoch evaluation).")
     exclude_classes: str = _field(
         "", "Comma-separated class ids left out of the training images (e.g. 3 or 3,5); the "
         "held-out images keep every class, so --mode=evaluate scores them as novelties "
@@ -234,6 +239,8 @@ class Config:
         _check(self.epochs >= 0, "epochs", f"must be >= 0 (got {self.epochs})")
         _check(self.steps_per_epoch >= 0, "steps_per_epoch",
                f"must be >= 0 (got {self.steps_per_epoch})")
+        _check(0 <= self.validation_fraction < 0.5, "validation_fraction",
+               f"must be in [0, 0.5) (got {self.validation_fraction})")
         _check(self.eval_every >= 0, "eval_every", f"must be >= 0 (got {self.eval_every})")
         _check(self.eval_samples >= 1, "eval_samples", f"must be >= 1 (got {self.eval_samples})")
         _check(self.sample_rows >= 1, "sample_rows", f"must be >= 1 (got {self.sample_rows})")

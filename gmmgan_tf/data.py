@@ -20,7 +20,8 @@ from gmmgan_tf.config import BUILTIN_DATASETS, TFDS_DATASETS, Config, ConfigErro
 # DataBundle and the conversions live in data_core (shared with datasets_tfds); imported here
 # under their old names too, which callers use as data.DataBundle, data.resize, ...
 from gmmgan_tf.data_core import (IMAGE_SUFFIXES, DataBundle, UnreadableImage,  # noqa: F401
-                                 center_crop_resize, image_files, read_image_file, resize,
+                                 carve_validation, center_crop_resize, image_files,
+                                 read_image_file, resize, stratified_fraction_split,
                                  stratified_split, to_unit_range)
 from gmmgan_tf.datasets_tfds import load_tfds
 from gmmgan_tf.errors import DataError
@@ -143,16 +144,23 @@ def load_folder(path: str, image_size: int, seed: int) -> DataBundle:
 
 def load(config: Config) -> DataBundle:
     """The DataBundle of --dataset (see the module docstring for the names), without the
-    training images of --exclude_classes."""
+    training images of --exclude_classes, with --validation_fraction of the remaining training
+    images carved out as the validation split (so it has the training images' classes and class
+    shares, and no excluded class)."""
     config = config.resolved()
+    return carve_validation(_load_source(config), config.validation_fraction)
+
+
+def _load_source(config: Config) -> DataBundle:
+    """load() before the validation split is carved."""
     if config.exclude_classes:
-        whole = load(dataclasses.replace(config, exclude_classes=""))
+        whole = _load_source(dataclasses.replace(config, exclude_classes=""))
         return exclude_classes(whole, config.excluded_classes)
     name = config.dataset
     if name.startswith("folder:"):
         return load_folder(name[len("folder:"):], config.image_size, config.seed)
     if name.startswith("imbalanced_"):
-        base = load(dataclasses.replace(config, dataset=name[len("imbalanced_"):]))
+        base = _load_source(dataclasses.replace(config, dataset=name[len("imbalanced_"):]))
         return make_imbalanced(base, config.dominant_class, config.minor_count,
                                config.minor_count_mode, config.seed)
     if name == "mnist_5k":

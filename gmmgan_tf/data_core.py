@@ -11,14 +11,27 @@ import pathlib
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from gmmgan_tf.config import ConfigError
+from gmmgan_tf.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
+SPLITS = ("validation", "test")
+VALIDATION_SEED = 0  # one validation split a data set, whatever the run's --seed
+
+
 @dataclasses.dataclass(frozen=True)
 class DataBundle:
+    """Train / validation / test images of a data set. The test split is scored once, at the end
+    of a run and by --mode=evaluate; everything chosen (settings, epochs, scorers) is chosen on
+    the validation split, which is carved from the training images (carve_validation).
+
+    The evaluation code scores `test_images`/`test_labels`, the bundle's held-out pair: use
+    `for_scoring("validation")` for a bundle whose held-out pair is the validation split (it
+    holds no test images or labels at all)."""
     name: str
     train_images: np.ndarray  # float32 [N, H, W, C] in [-1, 1]
     train_labels: np.ndarray  # int64 [N], evaluation only
@@ -26,10 +39,29 @@ class DataBundle:
     test_labels: np.ndarray  # int64 [N']
     num_classes: int
     excluded_classes: tuple[int, ...] = ()  # left out of train_images only (--exclude_classes)
+    val_images: np.ndarray | None = None  # float32 [V, H, W, C], carved from the training images
+    val_labels: np.ndarray | None = None  # int64 [V]
+    held_out: str = "test"  # which split test_images/test_labels hold (for_scoring)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.train_images.shape[1:])
+
+    @property
+    def num_validation(self) -> int:
+        return 0 if self.val_images is None else len(self.val_images)
+
+    def for_scoring(self, split: str) -> "DataBundle":
+        """This bundle with `split`'s images and labels as the held-out pair that the evaluation
+        code scores; the "validation" bundle has no test split."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split == "test":
+            return self
+        if not self.num_validation:
+            raise DataError(f"{self.name} has no validation split; set --validation_fraction > 0")
+        return dataclasses.replace(self, test_images=self.val_images, test_labels=self.val_labels,
+                                   held_out="validation")
 
     def train_dataset(self, global_batch_size: int, seed: int,
                       targets: np.ndarray | None = None) -> tf.data.Dataset:
@@ -67,6 +99,37 @@ def stratified_split(labels: np.ndarray, test_size: int, seed: int
         test.append(idx[:per_class])
         train.append(idx[per_class:])
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def stratified_fraction_split(labels: np.ndarray, fraction: float, seed: int
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled (kept, carved) indices: round(fraction * n_c) images of each class c carved out
+    (proportional, so an imbalanced set keeps its class shares in both parts), but at least one
+    image of each class stays in the kept part."""
+    rng = np.random.default_rng(seed)
+    kept, carved = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        count = min(int(round(fraction * len(idx))), len(idx) - 1)
+        carved.append(idx[:count])
+        kept.append(idx[count:])
+    return rng.permutation(np.concatenate(kept)), rng.permutation(np.concatenate(carved))
+
+
+def carve_validation(bundle: DataBundle, fraction: float) -> DataBundle:
+    """`bundle` with `fraction` of its training images (stratified by label, VALIDATION_SEED)
+    moved to the validation split; they take no part in training or in the warm start."""
+    if not fraction:
+        return bundle
+    kept, carved = stratified_fraction_split(bundle.train_labels, fraction, VALIDATION_SEED)
+    if not len(carved):  # too few images a class: no validation split rather than an error
+        logging.warning("--validation_fraction: %g of %d training images of %s is no image of "
+                        "any class; no validation split", fraction, len(bundle.train_images),
+                        bundle.name)
+        return bundle
+    return dataclasses.replace(
+        bundle, train_images=bundle.train_images[kept], train_labels=bundle.train_labels[kept],
+        val_images=bundle.train_images[carved], val_labels=bundle.train_labels[carved])
 
 
 def resize(images: np.ndarray, size: int) -> np.ndarray:

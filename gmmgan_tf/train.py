@@ -40,12 +40,14 @@ class NonFiniteGuard(keras.callbacks.Callback):
 
 
 class EpochEnd(keras.callbacks.Callback):
-    """Checkpoint, per-component sample grid and evaluation after every completed epoch."""
+    """Checkpoint, per-component sample grid and evaluation after every completed epoch. The
+    evaluation scores the validation split (`validation` is its for_scoring bundle; None: no
+    validation split, no evaluation): the test split waits for the end of the run."""
 
-    def __init__(self, config: Config, bundle, checkpointer: wd.Checkpointer,
+    def __init__(self, config: Config, validation, checkpointer: wd.Checkpointer,
                  guard: NonFiniteGuard):
         super().__init__()
-        self.config, self.bundle = config, bundle
+        self.config, self.validation = config, validation
         self.checkpointer, self.guard = checkpointer, guard
         self.writer = tf.summary.create_file_writer(wd.path(config.workdir, "tensorboard", "eval"))
 
@@ -56,13 +58,13 @@ class EpochEnd(keras.callbacks.Callback):
         with self.writer.as_default(step=epoch + 1):
             tf.summary.image("samples_per_component", sample_grid(self.model, self.config)[None])
             every = self.config.eval_every
-            if every and (epoch + 1) % every == 0:
+            if every and (epoch + 1) % every == 0 and self.validation is not None:
                 scores = report.scalars(evaluation.evaluate(
-                    self.model, self.bundle, self.config, self.config.eval_samples))
+                    self.model, self.validation, self.config, self.config.eval_samples))
                 for name, value in scores.items():
                     if math.isfinite(value):  # NaN: undefined this epoch (see evaluation.py)
-                        tf.summary.scalar(f"eval/{name}", value)
-                print(f"epoch {epoch + 1} eval: {evaluation.headline(scores)}", flush=True)
+                        tf.summary.scalar(f"validation/{name}", value)
+                print(f"epoch {epoch + 1} validation: {evaluation.headline(scores)}", flush=True)
         self.writer.flush()
 
 
@@ -87,8 +89,13 @@ def train_and_evaluate(config: Config) -> dict:
     strategy = make_strategy(config)
     bundle = data_lib.load(config)
     print(f"Data: {bundle.name}, {len(bundle.train_images)} training images "
-          f"{bundle.image_shape}, {len(bundle.test_images)} held out; training class counts "
+          f"{bundle.image_shape}, {bundle.num_validation} validation, {len(bundle.test_images)} "
+          "test; training class counts "
           f"{np.bincount(bundle.train_labels, minlength=bundle.num_classes).tolist()}", flush=True)
+    validation = bundle.for_scoring("validation") if bundle.num_validation else None
+    if validation is None and config.eval_every:
+        print("No validation split (--validation_fraction=0): no evaluation before the end of "
+              "the run, which scores the test split.", flush=True)
     model = build_model(config, bundle.image_shape, strategy)
     # Non-chief workers of a multi-worker run write everything to scratch (see worker_workdir).
     shared_workdir = config.workdir
@@ -101,13 +108,13 @@ def train_and_evaluate(config: Config) -> dict:
 
     targets, warm_start_scores = None, {}
     if config.uses_warm_start:
-        targets, warm_start_scores = warm_start_targets(model, bundle, config,
+        targets, warm_start_scores = warm_start_targets(model, bundle, validation, config,
                                                         fresh=initial_epoch == 0)
     steps = config.steps_per_epoch or len(bundle.train_images) // config.batch_size
     guard = NonFiniteGuard()
     callbacks = [
         guard,
-        EpochEnd(config, bundle, checkpointer, guard),
+        EpochEnd(config, validation, checkpointer, guard),
         keras.callbacks.TensorBoard(wd.path(config.workdir, "tensorboard"), write_graph=False),
     ]
     start = time.time()
@@ -123,7 +130,7 @@ def train_and_evaluate(config: Config) -> dict:
             f"training stopped: {guard.failure}; the last good checkpoint "
             f"({checkpointer.manager.latest_checkpoint or 'none'}) is kept; lower the learning "
             "rates or change the loss weights and run the same command to resume")
-    metrics = finalize(model, bundle, config)
+    metrics = finalize(model, bundle, validation, config)
     metrics.update(warm_start_scores)
     metrics["train_seconds_this_session"] = round(time.time() - start, 1)
     wd.write_json(wd.path(config.workdir, "metrics.json"), metrics)
@@ -133,41 +140,47 @@ def train_and_evaluate(config: Config) -> dict:
     return metrics
 
 
-def warm_start_targets(model, bundle, config: Config, fresh: bool) -> tuple[np.ndarray, dict]:
+def warm_start_targets(model, bundle, validation, config: Config, fresh: bool
+                       ) -> tuple[np.ndarray, dict]:
     """The warm start's responsibilities of the training images (cached in the workdir), and
-    the held-out scores of its stages. On a fresh run also pre-trains the PCM on them and starts
-    alpha_k from the mixture weights (a resumed run has both in its checkpoint)."""
+    the validation scores of its stages (`validation`: the for_scoring bundle, or None). On a
+    fresh run also pre-trains the PCM on them and starts alpha_k from the mixture weights (a
+    resumed run has both in its checkpoint)."""
     result = warm_start.load_or_compute(config, bundle.train_images)
     scores = {f"warm_start_{name}_seconds": value for name, value in result.seconds.items()}
-    if result.encoder is not None:  # computed now, not read from the cache: score its clusters
+    if result.encoder is not None and validation is not None:  # computed now: score its stages
         stages = {"warm_start": result.predict_proba}
         if result.clusterer is not None:  # the GaussianMixture's, before the neighbour stage
             stages["warm_start_mixture"] = result.mixture_proba
         for stage, proba in stages.items():
-            clusters = proba(bundle.test_images).argmax(axis=1)
-            scores.update({f"{stage}_{name}": value for name, value in
-                           clustering.clustering_scores(bundle.test_labels, clusters).items()})
-            print(f"Warm start{'' if stage == 'warm_start' else ' (mixture alone)'}: held-out "
-                  f"acc={scores[stage + '_acc']:.3g} nmi={scores[stage + '_nmi']:.3g}", flush=True)
+            clusters = proba(validation.test_images).argmax(axis=1)
+            scores.update({f"val_{stage}_{name}": value for name, value in
+                           clustering.clustering_scores(validation.test_labels, clusters).items()})
+            print(f"Warm start{'' if stage == 'warm_start' else ' (mixture alone)'}: validation "
+                  f"acc={scores[f'val_{stage}_acc']:.3g} nmi={scores[f'val_{stage}_nmi']:.3g}",
+                  flush=True)
     if fresh and config.pcm_pretrain_epochs:
         start = time.time()
         loss = warm_start.pretrain_pcm(
             model.pcm, bundle.train_images, result.responsibilities,
             width_multiplier=config.width_multiplier, epochs=config.pcm_pretrain_epochs,
             learning_rate=config.learning_rate_c, seed=config.seed)
-        pretrained = evaluation.pcm_clustering(model, bundle)
-        scores.update({f"pretrained_{name}": value for name, value in pretrained.items()})
         scores["pretrain_seconds"] = round(time.time() - start, 1)
-        print(f"Warm start: PCM pre-trained for {config.pcm_pretrain_epochs} epochs in "
-              f"{scores['pretrain_seconds']:.0f} s (loss {loss:.3f}); held-out "
-              f"{evaluation.headline(pretrained)}", flush=True)
+        line = (f"Warm start: PCM pre-trained for {config.pcm_pretrain_epochs} epochs in "
+                f"{scores['pretrain_seconds']:.0f} s (loss {loss:.3f})")
+        if validation is not None:
+            pretrained = evaluation.pcm_clustering(model, validation)
+            scores.update({f"val_pretrained_{name}": value for name, value in pretrained.items()})
+            line += f"; validation {evaluation.headline(pretrained)}"
+        print(line, flush=True)
     if fresh:
         model.prior.mixture_logits.assign(np.log(np.maximum(result.weights, 1e-6)))
     return result.responsibilities, scores
 
 
-def finalize(model, bundle, config: Config) -> dict:
-    """samples.png, the Projector's view of the PCM and the final quality numbers."""
+def finalize(model, bundle, validation, config: Config) -> dict:
+    """samples.png, the Projector's view of the PCM and the final quality numbers: every score
+    on the test split, and the PCM's clustering of the validation split (`val_*`) beside it."""
     images.save_png(wd.path(config.workdir, "samples.png"), sample_grid(model, config))
     if model.pcm is not None:
         projector.write(model, bundle.test_images, bundle.test_labels, config.workdir)
@@ -176,4 +189,7 @@ def finalize(model, bundle, config: Config) -> dict:
                or len(bundle.train_images) // config.batch_size}
     metrics.update(evaluation.evaluate(model, bundle, config, config.ndb_samples,
                                        progress=sys.stdout.isatty()))
+    if model.pcm is not None and validation is not None:
+        metrics.update({f"val_{name}": value
+                        for name, value in evaluation.pcm_clustering(model, validation).items()})
     return metrics

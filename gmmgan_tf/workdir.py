@@ -106,10 +106,15 @@ def load_config(workdir: str, **overrides) -> Config:
     return dataclasses.replace(_config_from_saved(saved), **overrides).validate()
 
 
+# Options added since runs were first saved, with the value a run saved before them had (when
+# it differs from today's default): such a run is read back as it was trained.
+LEGACY_VALUES = {"validation_fraction": 0.0}
+
+
 def _config_from_saved(saved: dict) -> Config:
     """The Config of a saved config.json, leaving out options this version no longer has."""
     known = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{k: v for k, v in saved.items() if k in known})
+    return Config(**{**LEGACY_VALUES, **{k: v for k, v in saved.items() if k in known}})
 
 
 def write_json(file: str, obj) -> None:
@@ -281,8 +286,10 @@ def load_trained_model(workdir: str, **overrides):
     from gmmgan_tf import data as data_lib
     from gmmgan_tf.gan import GMMGAN
 
+    # The data exactly as the run was trained (its own --seed splits folder and flowers sets);
+    # the overrides change only what this command does with the model.
+    bundle = data_lib.load(load_config(workdir))
     config = dataclasses.replace(load_config(workdir, **overrides), workdir=workdir)
-    bundle = data_lib.load(config)
     model = GMMGAN(config, bundle.image_shape)
     Checkpointer(model, workdir).restore_trained(
         f"--workdir: {workdir!r} has no checkpoint yet; train first")

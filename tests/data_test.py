@@ -40,15 +40,59 @@ def test_center_crop_resize_keeps_the_central_square():
     np.testing.assert_allclose(out, 1.0, atol=1e-5)
 
 
-def test_mnist_5k_is_a_stratified_4000_1000_split():
+def test_mnist_5k_is_a_stratified_3600_400_1000_split():
     bundle = data.load(_config(dataset="mnist_5k"))
-    assert bundle.train_images.shape == (4000, 28, 28, 1)
+    assert bundle.train_images.shape == (3600, 28, 28, 1)
+    assert bundle.val_images.shape == (400, 28, 28, 1)
     assert bundle.test_images.shape == (1000, 28, 28, 1)
     assert bundle.train_images.dtype == np.float32
     assert bundle.train_images.min() == -1.0 and bundle.train_images.max() == 1.0
     np.testing.assert_array_equal(np.bincount(bundle.test_labels), [100] * 10)
-    np.testing.assert_array_equal(np.bincount(bundle.train_labels), [400] * 10)
-    assert not _rows(bundle.train_images) & _rows(bundle.test_images)
+    np.testing.assert_array_equal(np.bincount(bundle.val_labels), [40] * 10)
+    np.testing.assert_array_equal(np.bincount(bundle.train_labels), [360] * 10)
+    train, val, test = (_rows(x) for x in (bundle.train_images, bundle.val_images,
+                                           bundle.test_images))
+    assert not train & val and not train & test and not val & test
+
+
+def test_the_validation_split_is_the_same_for_every_seed_and_none_at_fraction_0():
+    a, b = (data.load(_config(dataset="mnist_5k", seed=s)) for s in (0, 3))
+    np.testing.assert_array_equal(a.val_images, b.val_images)
+    whole = data.load(_config(dataset="mnist_5k", validation_fraction=0.0))
+    assert len(whole.train_images) == 4000 and whole.num_validation == 0
+    assert _rows(whole.train_images) == _rows(a.train_images) | _rows(a.val_images)
+    with pytest.raises(ConfigError, match="--validation_fraction: must be in"):
+        _config(validation_fraction=0.5).validate()
+
+
+def test_stratified_fraction_split_keeps_each_class_share_against_counting():
+    labels = np.repeat([0, 1, 2, 3], [500, 50, 9, 1])  # imbalanced, one singleton class
+    kept, carved = data.stratified_fraction_split(labels, 0.1, seed=0)
+    assert sorted(np.concatenate([kept, carved]).tolist()) == list(range(len(labels)))
+    # round(0.1 * n) of each class, but never a class's last image
+    np.testing.assert_array_equal(np.bincount(labels[carved], minlength=4), [50, 5, 1, 0])
+
+
+def test_validation_comes_from_what_is_trained_on_excluded_classes_never_in_it():
+    bundle = data.load(_config(dataset="mnist_5k", exclude_classes="3"))
+    assert 3 not in bundle.val_labels and 3 not in bundle.train_labels
+    assert 3 in bundle.test_labels  # the novelties of the leave-one-class-out protocol
+    np.testing.assert_array_equal(np.bincount(bundle.val_labels, minlength=10),
+                                  [40, 40, 40, 0, 40, 40, 40, 40, 40, 40])
+    imbalanced = data.load(_config(dataset="imbalanced_mnist_5k", dominant_class=0,
+                                   minor_count=900))
+    np.testing.assert_array_equal(np.bincount(imbalanced.val_labels), [40] + [10] * 9)
+
+
+def test_for_scoring_validation_holds_no_test_image():
+    bundle = data.load(_config(dataset="mnist_5k"))
+    validation = bundle.for_scoring("validation")
+    assert validation.held_out == "validation" and bundle.for_scoring("test") is bundle
+    np.testing.assert_array_equal(validation.test_images, bundle.val_images)
+    np.testing.assert_array_equal(validation.test_labels, bundle.val_labels)
+    assert not _rows(validation.test_images) & _rows(bundle.test_images)
+    with pytest.raises(data.DataError, match="no validation split; set --validation_fraction"):
+        data.load(_config(dataset="mnist_5k", validation_fraction=0.0)).for_scoring("validation")
 
 
 def test_unknown_dataset_is_a_config_error():
@@ -129,7 +173,7 @@ def test_flowers_keeps_labels_0_to_9_of_all_splits_center_cropped(tmp_path):
     with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE,
                                 as_dataset_fn=_fake_flowers(per_split=120)):
         bundle = data.load(_config(dataset="oxford_flowers102", data_dir=data_dir,
-                                   image_size=64))
+                                   image_size=64, validation_fraction=0.0))
     assert bundle.num_classes == 10 and bundle.image_shape == (64, 64, 3)
     # 10 classes x 3 splits x 10 images; 10 a class held out.
     np.testing.assert_array_equal(np.bincount(bundle.test_labels), [10] * 10)
@@ -302,7 +346,7 @@ def test_imbalanced_runs_share_the_balanced_domain_classifier_data():
     config = _config(dataset="imbalanced_mnist_5k", dominant_class=4)
     imbalanced = data.load(config)
     balanced = classifier_data(imbalanced, config)
-    assert balanced.name == "mnist_5k" and len(balanced.train_images) == 4000
+    assert balanced.name == "mnist_5k" and len(balanced.train_images) == 3600
     assert len(imbalanced.train_images) < len(balanced.train_images)
     plain = data.load(_config(dataset="mnist_5k"))
     assert classifier_data(plain, _config(dataset="mnist_5k")) is plain
@@ -330,7 +374,8 @@ def test_imbalanced_rejects_a_missing_class_and_too_many_images():
 def test_imbalanced_mnist_5k_offline_logs_class_counts(caplog):
     with caplog.at_level(logging.INFO):
         bundle = data.load(_config(dataset="imbalanced_mnist_5k", dominant_class=7,
-                                   minor_count=90, minor_count_mode="total"))
+                                   minor_count=90, minor_count_mode="total",
+                                   validation_fraction=0.0))
     np.testing.assert_array_equal(np.bincount(bundle.train_labels),
                                   [10] * 7 + [400] + [10] * 2)
     assert len(bundle.test_images) == 1000  # the normal held-out set
@@ -351,7 +396,8 @@ def test_folder_with_class_subfolders_skips_corrupt_files(tmp_path, caplog):
     (tmp_path / "dogs" / "broken.png").write_bytes(b"\x89PNG garbage")
     (tmp_path / "dogs" / "notes.txt").write_text("not an image")
     with caplog.at_level(logging.WARNING):
-        bundle = data.load(_config(dataset=f"folder:{tmp_path}", image_size=32))
+        bundle = data.load(_config(dataset=f"folder:{tmp_path}", image_size=32,
+                                   validation_fraction=0.0))
     assert "skipped 1 unreadable or corrupt image file(s) of 25" in caplog.text
     assert bundle.num_classes == 2 and bundle.image_shape == (32, 32, 1)
     assert len(bundle.train_images) + len(bundle.test_images) == 24

@@ -230,7 +230,7 @@ def load_trained_mfa(config: Config) -> tuple[Config, object, MFA]:
     if trained.model != "mfa":
         raise ConfigError(f"--mode={config.mode}: {config.workdir!r} holds a --model="
                           f"{trained.model} run; MFA modes need a --model=mfa workdir")
-    bundle = data_lib.load(trained)
+    bundle = data_lib.load(wd.load_config(config.workdir))  # as trained, whatever this --seed
     model = empty_mfa(trained.mfa_components, trained.mfa_factors, _check_sizes(trained, bundle),
                       trained.mfa_noise_floor)
     wd.Checkpointer(model, config.workdir).restore_trained(
