@@ -5,8 +5,11 @@ The reference calls the networks as train_step does (training=True, the same bat
 generator's BatchNorm sees the same M*K latents), but builds everything else itself: z from the
 prior's variables, Pr(k|z) from the Gaussian log-densities, head k's logit on component k's fake,
 the paired fake of eq. 5 and the first fake of the gradient penalty by explicit indices into the
-generator's flat output (row i*K + k is x^_i^k). The loss formulas are the `losses` functions,
-each tested against NumPy in losses_test.py.
+generator's flat output (row i*K + k is x^_i^k). The slides' loss formulas are the `losses`
+functions, each tested against NumPy in losses_test.py; the terms not in the slides (mode
+seeking, and with a warm start the real-image terms L^{x,warm}, L^{x,self} and L^{x,x'}) are
+written out here from their equations, so that a wrong sign, weight or input in train_step
+shows. The augmenter's random view is replayed from its seed state, as the penalty's noise is.
 """
 import numpy as np
 import pytest
@@ -20,8 +23,9 @@ IMAGE_SHAPE = (28, 28, 1)
 M, K, D = 4, 3, 4
 
 
-def reference(model, real, eps, penalty_eps):
-    """(losses, gradients per group) of one step, by hand."""
+def reference(model, real, eps, penalty_eps, targets=None, augmented=None):
+    """(losses, gradients per group) of one step, by hand; `targets` are the warm start's
+    responsibilities, `augmented` the augmenter's view of `real`."""
     c = model.config
     groups = model.variable_groups()
     per_component = c.discriminator_heads == "per_component" and c.uses_mixture_prior
@@ -38,8 +42,8 @@ def reference(model, real, eps, penalty_eps):
         heads = np.tile(np.arange(K), (M, 1)) if per_component else np.zeros_like(rows)
         fake_d = tf.gather_nd(d_fake_all, np.stack([rows, heads], -1))  # head k on x^_i^k
         real_d = model.discriminator(real, training=True)
-        r = (tf.nn.softmax(model.pcm(real, training=True)) if model.pcm is not None
-             else tf.fill((M, K), 1.0 / K))
+        real_c = model.pcm(real, training=True) if model.pcm is not None else None
+        r = tf.nn.softmax(real_c) if model.pcm is not None else tf.fill((M, K), 1.0 / K)
         out = {}
         if c.gan_loss == "wgan_gp":
             first = tf.gather(fakes, rows[:, 0])
@@ -53,7 +57,13 @@ def reference(model, real, eps, penalty_eps):
             out["g_loss"] = losses.generator_loss(
                 fake_d, r if c.pcm_adversarial_update else tf.stop_gradient(r), per_component,
                 non_saturating=c.gan_loss == "non_saturating")
-        out["diversity_loss"] = losses.mode_seeking_loss(tf.reshape(fakes, (M, K, -1)), z)
+        # Mode seeking: mean_{i,k} 1 / (mean|x^_ik - x^_jk| / mean|z_ik - z_jk| + 1e-5), with
+        # j = i - 1 (mod M).
+        previous = (np.arange(M) - 1) % M
+        neighbours = tf.gather(fakes, rows[previous].ravel())  # x^_jk, in the rows of `fakes`
+        image_gap = tf.reshape(tf.reduce_mean(tf.abs(fakes - neighbours), [1, 2, 3]), (M, K))
+        latent_gap = tf.reduce_mean(tf.abs(z - tf.gather(z, previous)), -1)
+        out["diversity_loss"] = tf.reduce_mean(1.0 / (image_gap / latent_gap + 1e-5))
         g_objective = out["g_loss"] + c.diversity_weight * out["diversity_loss"]
         if model.pcm is not None:
             log_density = (-0.5 * tf.reduce_sum(((z[:, :, None] - mu) / sigma) ** 2, -1)
@@ -73,6 +83,26 @@ def reference(model, real, eps, penalty_eps):
                     r, tf.reshape(probs, (M, K, K)), "marginal_kl")
             consistency = (c.latent_consistency_weight * out["latent_consistency_loss"]
                            + c.real_fake_consistency_weight * out["real_fake_consistency_loss"])
+            if targets is not None:  # L^{x,warm} = mean_i -sum_k t_ik log C(x_i)_k
+                out["pseudo_label_loss"] = tf.reduce_mean(
+                    -tf.reduce_sum(targets * tf.nn.log_softmax(real_c), -1))
+                consistency += c.pseudo_label_weight * out["pseudo_label_loss"]
+            if augmented is not None:
+                augmented_c = model.pcm(augmented, training=True)
+                # L^{x,self}: -log C(x_i')_{argmax_k p_ik}, p = C(x) a constant, over the images
+                # with max_k p_ik above the threshold, divided by all M.
+                p = r.numpy()
+                passed = np.flatnonzero(p.max(1) > c.self_label_threshold)
+                assert 0 < len(passed) < M, p.max(1)  # the threshold must matter
+                log_q = tf.gather_nd(tf.nn.log_softmax(augmented_c),
+                                     np.stack([passed, p.argmax(1)[passed]], -1))
+                out["self_label_loss"] = -tf.reduce_sum(log_q) / M
+                # L^{x,x'} = -I(C(x); C(x')).
+                out["augment_consistency_loss"] = -losses.mutual_information(
+                    r, tf.nn.softmax(augmented_c))
+                consistency += (c.self_label_weight * out["self_label_loss"]
+                                + c.real_augment_consistency_weight
+                                * out["augment_consistency_loss"])
             if c.generator_consistency:
                 g_objective += c.latent_consistency_weight * out["latent_consistency_loss"]
     grads = {"d": tape.gradient(out["d_loss"], groups["d"]),
@@ -95,6 +125,11 @@ CASES = {
                                 learn_mixture_logits=True, gan_loss="minimax"),
     "gmm": dict(model="gmm"),
     "gaussian_wgan_gp": dict(model="gaussian", gan_loss="wgan_gp"),
+    # The default recipe's real-image terms: the warm start's targets (L^{x,warm}), L^{x,self} at
+    # the default threshold, plus L^{x,x'}; weights other than 1 and each other, so that a
+    # dropped or swapped weight shows.
+    "warm_start": dict(pcm_init="embedding", pseudo_label_weight=0.7, self_label_weight=0.5,
+                       real_augment_consistency_weight=0.3),
 }
 
 
@@ -108,15 +143,27 @@ def test_a_step_computes_the_losses_and_gradients_of_a_by_hand_recomputation(cas
         model.prior.mixture_logits.assign([0.5, -1.0, 0.2])
     real = tf.constant(rng.uniform(-1, 1, (M, *IMAGE_SHAPE)), tf.float32)
     eps = tf.constant(rng.standard_normal((M, K, D)), tf.float32)
-    # The step's only other noise is the penalty's interpolation weights, from the model's seed.
-    seed_state = model.noise_seed.state.numpy()
+    data, targets = (real, eps), None
+    if model.config.uses_warm_start:
+        targets = tf.constant(rng.dirichlet(np.full(K, 0.5), M), tf.float32)  # soft, peaked
+        data = {"images": real, "targets": targets, "eps": eps}
+        # A warm-started PCM is confident: sharpened, some images (not all) pass L^{x,self}'s
+        # threshold.
+        model.pcm.dense.kernel.assign(30.0 * model.pcm.dense.kernel)
+    # The step's other noise: the penalty's interpolation weights, from the model's seed, and
+    # the augmenter's view, from its layers' seeds.
+    seeds = [model.noise_seed.state] + (model.augmenter.variables
+                                        if model.augmenter is not None else [])
+    seed_states = [v.numpy() for v in seeds]
     recorded = {}
     model._apply = lambda group, grads: recorded.setdefault(group, grads)  # record, don't step
-    logs = model.train_step((real, eps))
-    model.noise_seed.state.assign(seed_state)
+    logs = model.train_step(data)
+    for v, state in zip(seeds, seed_states):
+        v.assign(state)
     penalty_eps = model.replica_noise((M, 1, 1, 1), tf.random.stateless_uniform)
+    augmented = model.augmenter(real, training=True) if model.augmenter is not None else None
 
-    want_losses, want_grads = reference(model, real, eps, penalty_eps)
+    want_losses, want_grads = reference(model, real, eps, penalty_eps, targets, augmented)
     for name, value in want_losses.items():
         assert float(logs[name]) == pytest.approx(value, rel=1e-5, abs=1e-6), name
     assert set(recorded) == set(want_grads) | ({"c"} if model.pcm is not None else set())
