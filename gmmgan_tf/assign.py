@@ -11,8 +11,9 @@ antialiased resize, [-1, 1]) and writes, under --assign_dir (default RUN/assign)
     clusters/component_<k>.png   the images of component k, most responsible first (at most
                                  SHEET_IMAGES, SHEET_COLUMNS a row); a blank tile when it has none
 
-Files that cannot be decoded, or colour images for a greyscale model, are skipped and listed
-with the reason at the end; a progress bar is shown on a terminal.
+Files that cannot be decoded, colour images for a greyscale model, or .npy images with a NaN or
+inf, are skipped and listed with the reason at the end; a progress bar is shown on a terminal.
+A .npy batch of floats that image_range.py refuses ([0, 1] or 0..255 floats) is refused whole.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import sys
 import keras
 import numpy as np
 
+from gmmgan_tf import image_range
 from gmmgan_tf import images as images_lib
 from gmmgan_tf import novelty
 from gmmgan_tf import workdir as wd
@@ -101,20 +103,24 @@ def _npy_items(path: str) -> tuple[list[str], np.ndarray]:
     if batch.ndim != 4 or batch.shape[-1] not in (1, 3) or not len(batch):
         raise DataError(f"--images: {path!r} holds an array of shape {batch.shape}; expected "
                         "a batch [N, H, W] or [N, H, W, 1|3]")
-    if batch.dtype == np.uint8:
-        pixels = batch.astype(np.float32)
-    elif np.issubdtype(batch.dtype, np.floating):
-        pixels = (batch.astype(np.float32) + 1.0) * 127.5  # [-1, 1] -> 0..255
-    else:
-        raise DataError(f"--images: {path!r} holds {batch.dtype}; use uint8 pixels or floats "
-                        "in [-1, 1]")
+    # How the file was scaled is a property of the whole batch, so the rule (the served PCM's
+    # too) refuses the file; an image with a NaN or inf is only skipped (_npy_image).
+    judged = batch
+    if batch.dtype.kind == "f":
+        judged = batch[np.isfinite(batch).reshape(len(batch), -1).all(axis=1)]
+    problem = image_range.refusal(judged)
+    if problem:
+        raise DataError(f"--images: {path!r}: {problem}")
+    pixels = batch.astype(np.float32)
+    if batch.dtype != np.uint8:
+        pixels = (pixels + 1.0) * 127.5  # [-1, 1] -> 0..255
     return [f"{path}[{i}]" for i in range(len(batch))], pixels
 
 
 def _npy_image(pixels: np.ndarray, size: int) -> np.ndarray:
     """One image of a .npy batch (0..255 floats) -> the training size, as a folder image."""
-    if not np.all(np.isfinite(pixels)) or pixels.min() < -0.5 or pixels.max() > 255.5:
-        raise UnreadableImage("values not finite or outside [-1, 1]")
+    if not np.all(np.isfinite(pixels)):
+        raise UnreadableImage("values not finite")
     return center_crop_resize(pixels, size).numpy()
 
 

@@ -14,11 +14,11 @@
     <export_dir>/models.config          model_config_list for tensorflow_model_server
 
 Images out of the generator are float32 [N, H, W, C] in [-1, 1]. Every input is declared with an
-unknown shape and checked inside the graph (rank, size, channels, value range), because TF
-Serving feeds tensors to the graph without checking them against the declared shape: a
-wrong-sized image must fail with a message naming the expected shape, not deep inside a
-convolution. Two PCM signatures, because a signature has one dtype: uint8 for decoded PNGs,
-float32 to chain the generator's output.
+unknown shape and checked inside the graph (rank, size, channels; float values by the rule of
+image_range.py, which also refuses [0, 1] images), because TF Serving feeds tensors to the graph
+without checking them against the declared shape: a wrong-sized image must fail with a message
+naming the expected shape, not deep inside a convolution. Two PCM signatures, because a
+signature has one dtype: uint8 for decoded PNGs, float32 to chain the generator's output.
 
 Each model directory gets version max(existing) + 1, the same number for both models of one
 export. A version is written to a hidden temporary directory (TF Serving only loads numeric ones)
@@ -39,15 +39,13 @@ import shutil
 import keras
 import tensorflow as tf
 
-from gmmgan_tf import novelty, workdir as wd
+from gmmgan_tf import image_range, novelty, workdir as wd
 from gmmgan_tf.config import Config
 from gmmgan_tf.images import atomic_write_bytes
 
 GENERATOR = "gmmgan_generator"
 PCM = "gmmgan_pcm"
 NOVELTY_SCORER = novelty.SERVED_SCORER
-# Float inputs may overshoot [-1, 1] by rounding (e.g. after a uint8 round trip).
-RANGE_TOLERANCE = 1e-3
 
 
 def _validated(tensor: tf.Tensor, checks) -> tf.Tensor:
@@ -78,7 +76,8 @@ def _check_latents(z: tf.Tensor, latent_dim: int, name: str) -> tf.Tensor:
 
 
 def check_images(images: tf.Tensor, image_shape: tuple[int, int, int]) -> tf.Tensor:
-    """images [N, H, W, C] as float32 in [-1, 1]; uint8 pixels are mapped by x / 127.5 - 1."""
+    """images [N, H, W, C] as float32 in [-1, 1]; uint8 pixels are mapped by x / 127.5 - 1,
+    floats must pass image_range's rule (the one the client and --mode=assign apply)."""
     h, w, c = image_shape
     # The shape padded with -1 so that indexing it cannot fail before the rank check speaks.
     shape = tf.concat([tf.shape(images), [-1, -1, -1, -1]], axis=0)
@@ -93,11 +92,9 @@ def check_images(images: tf.Tensor, image_shape: tuple[int, int, int]) -> tf.Ten
         images = _validated(images, checks)
         images = tf.cast(images, tf.float32) / 127.5 - 1.0
     else:
-        # A float batch holding 0..255 pixels would silently give wrong answers.
-        bound = 1.0 + RANGE_TOLERANCE
-        checks.append((tf.reduce_all(tf.abs(images) <= bound),
-                       "float images must be finite and in [-1, 1]; send 0..255 pixels as "
-                       "uint8 to the serving_uint8 signature"))
+        # 0..255 or [0, 1] floats would silently give wrong answers.
+        checks += image_range.float_checks(tf.reduce_all(tf.math.is_finite(images)),
+                                           tf.reduce_min(images), tf.reduce_max(images))
         images = _validated(images, checks)
     return tf.reshape(images, [-1, h, w, c])
 

@@ -5,7 +5,8 @@
 
 uint8 images (PNGs, uint8 .npy) go to the `serving_uint8` signature, float ones (in [-1, 1])
 to `serving_default`. The batch is checked here before sending (rank 4 NHWC, one shape,
-1 or 3 channels, dtype, range, and --image_shape when given); the server checks it against the
+1 or 3 channels, --image_shape when given; dtype and values by image_range.py, the rule the
+export's graph applies too, which refuses [0, 1] floats); the server checks it against the
 training size again and its message is printed as one line. Exports that serve a novelty score
 get a `novelty` column, and NOVEL beside images above the calibrated threshold.
 """
@@ -16,6 +17,8 @@ import json
 import sys
 
 import numpy as np
+
+from gmmgan_tf import image_range
 
 FLOAT_SIGNATURE, UINT8_SIGNATURE = "serving_default", "serving_uint8"
 
@@ -60,15 +63,10 @@ def validate_images(images: np.ndarray, image_shape: tuple[int, int, int] | None
                           f"{images.shape}: wrong {what}")
     if images.shape[-1] not in (1, 3):
         raise ClientError(f"images must have 1 or 3 channels (NHWC); got {images.shape[-1]}")
-    if images.dtype == np.uint8:
-        return images
-    if not np.issubdtype(images.dtype, np.floating):
-        raise ClientError(f"images must be uint8 pixels or floats in [-1, 1]; got "
-                          f"{images.dtype}")
-    if not np.all(np.isfinite(images)) or np.abs(images).max() > 1.0 + 1e-3:
-        raise ClientError("float images must be finite and in [-1, 1]; send 0..255 pixels as "
-                          "uint8 (PNGs are)")
-    return images.astype(np.float32)
+    problem = image_range.refusal(images)
+    if problem:
+        raise ClientError(problem)
+    return images if images.dtype == np.uint8 else images.astype(np.float32)
 
 
 def signature_for(images: np.ndarray) -> str:

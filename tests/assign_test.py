@@ -88,7 +88,7 @@ def test_npy_batches_read_like_the_folder_and_bad_images_are_skipped(run, tmp_pa
     from_floats = assign.read_images(str(tmp_path / "floats.npy"), shape, progress=False)
     from_uint8 = assign.read_images(str(tmp_path / "uint8.npy"), shape, progress=False)
     assert from_floats.skipped == [(f"{tmp_path}/floats.npy[2]",
-                                    "values not finite or outside [-1, 1]")]
+                                    "values not finite")]
     assert from_floats.names == [f"{tmp_path}/floats.npy[{i}]" for i in (0, 1, 3)]
     np.testing.assert_allclose(from_floats.images, held_out[[0, 1, 3]], atol=1e-5)
     np.testing.assert_allclose(from_uint8.images, held_out[:4], atol=1e-5)
@@ -98,6 +98,18 @@ def test_npy_batches_read_like_the_folder_and_bad_images_are_skipped(run, tmp_pa
     np.save(tmp_path / "wrong.npy", np.zeros((2, 28, 28, 4), np.uint8))
     with pytest.raises(DataError, match=r"shape \(2, 28, 28, 4\); expected"):
         assign.read_images(str(tmp_path / "wrong.npy"), shape, progress=False)
+
+
+@pytest.mark.parametrize("batch, fragment", [
+    (np.random.default_rng(0).uniform(0, 1, (3, 28, 28)), r"look like \[0, 1\] images"),
+    (np.random.default_rng(0).uniform(0, 255, (3, 28, 28)), r"must be in \[-1, 1\]"),
+])
+def test_npy_floats_outside_the_rule_refuse_the_batch(tmp_path, batch, fragment):
+    """[0, 1] or 0..255 floats are a whole batch encoded wrongly: refused with the fix, not
+    assigned as other images (nor skipped one by one)."""
+    np.save(tmp_path / "batch.npy", batch)
+    with pytest.raises(DataError, match=fr"batch.npy': float images {fragment}.*send uint8 pixels"):
+        assign.read_images(str(tmp_path / "batch.npy"), (28, 28, 1), progress=False)
 
 
 def test_channels_follow_the_model():

@@ -218,6 +218,8 @@ def test_client_prints_novelty_and_marks_images_above_the_threshold():
     assert lines[3].startswith("# novelty > 0.300 marks NOVEL")
 
 
+# [0, 1] images: valid [-1, 1] values, but other images, so refused rather than misread.
+UNIT_FLOATS = np.random.default_rng(3).uniform(0, 1, (2, *IMAGE_SHAPE)).astype(np.float32)
 MALFORMED = [
     # (model, signature, feed, fragment of the message)
     ("gmmgan_pcm", "serving_default", {"images": np.zeros((28, 28, 1), np.float32)},
@@ -227,7 +229,8 @@ MALFORMED = [
     ("gmmgan_pcm", "serving_uint8", {"images": np.zeros((2, 32, 32, 1), np.uint8)},
      "images must be 28x28 pixels"),
     ("gmmgan_pcm", "serving_default", {"images": np.full((2, 28, 28, 1), 255, np.float32)},
-     "float images must be finite and in [-1, 1]"),
+     "float images must be in [-1, 1]"),
+    ("gmmgan_pcm", "serving_default", {"images": UNIT_FLOATS}, "look like [0, 1] images"),
     ("gmmgan_generator", "serving_default", {"z": np.zeros((2, 5), np.float32)},
      "z must be [N, 4]"),
     ("gmmgan_generator", "sample_component",
@@ -252,12 +255,30 @@ def test_malformed_inputs_fail_with_the_message(exported, tf1_models, name, sign
     assert fragment in str(error.value)
 
 
+def test_float_signature_applies_the_shared_rule(exported):
+    """The by-hand cases of image_range_test through the exported float signature: refused with
+    the message image_range.refusal gives (as the client and --mode=assign do), or answered."""
+    from image_range_test import CASES
+
+    _, _, written = exported
+    fn = tf.saved_model.load(written["gmmgan_pcm"]).signatures["serving_default"]
+    for what, batch, message in CASES:
+        if batch.dtype != np.float32:
+            continue
+        if message is None:
+            assert fn(images=tf.constant(batch))["responsibilities"].shape[0] == len(batch), what
+            continue
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            fn(images=tf.constant(batch))
+        assert f"assertion failed: [{message}]" in str(error.value), what
+
+
 # Malformed requests of the load test below: (signature, images, fragment of the message).
 MALFORMED_PCM = [(signature, feed["images"], fragment)
                  for name, signature, feed, fragment in MALFORMED if name == "gmmgan_pcm"] + [
     ("serving_default", np.full((2, 28, 28, 1), np.nan, np.float32), "must be finite"),
     # 0..255 pixels sent to the float signature (the wrong dtype for it): refused, not rescaled.
-    ("serving_default", np.full((1, 28, 28, 1), 200, np.uint8), "send 0..255 pixels as uint8"),
+    ("serving_default", np.full((1, 28, 28, 1), 200, np.uint8), "(0..255 pixels as floats?)"),
 ]
 THREADS, REQUESTS_PER_THREAD = 8, 20
 
@@ -327,6 +348,7 @@ def test_wrong_dtype_is_refused_by_the_signature(exported):
     (np.zeros((1, 32, 32, 1), np.uint8), "wrong pixels"),
     (np.zeros((1, 28, 28, 1), np.int32), "uint8 pixels or floats"),
     (np.full((1, 28, 28, 1), 200.0), "in [-1, 1]"),
+    (UNIT_FLOATS, "x * 2 - 1 for [0, 1] images"),
 ])
 def test_client_validates_before_sending(images, fragment):
     with pytest.raises(serving_client.ClientError) as error:
@@ -400,7 +422,7 @@ def test_export_mode_from_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(os.listdir(out)) == ["gmmgan_generator", "gmmgan_pcm", "models.config"]
     loaded = tf.saved_model.load(str(out / "gmmgan_pcm" / "1")).signatures["serving_default"]
-    images = np.zeros((2, *IMAGE_SHAPE), np.float32)
+    images = np.full((2, *IMAGE_SHAPE), -1, np.float32)
     got = loaded(images=tf.constant(images))
     np.testing.assert_allclose(got["responsibilities"].numpy(), model.responsibilities(images),
                                atol=TOL)
