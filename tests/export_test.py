@@ -427,7 +427,7 @@ def test_export_mode_from_the_command_line(tmp_path):
     np.testing.assert_allclose(got["responsibilities"].numpy(), model.responsibilities(images),
                                atol=TOL)
     assert got["novelty"].shape == (2,) and "is_novel" in got  # calibrated on the training set
-    assert "is_novel flags 5% of the 4000 training images" in result.stdout
+    assert "is_novel flags 5% of the 3600 training images" in result.stdout
 
 
 def _free_port():
