@@ -136,8 +136,11 @@ def train_and_evaluate(config: Config) -> dict:
 def warm_start_targets(model, bundle, config: Config, fresh: bool) -> tuple[np.ndarray, dict]:
     """The warm start's responsibilities of the training images (cached in the workdir), and
     the held-out scores of its stages. On a fresh run also pre-trains the PCM on them and starts
-    alpha_k from the mixture weights (a resumed run has both in its checkpoint)."""
-    result = warm_start.load_or_compute(config, bundle.train_images)
+    alpha_k from the mixture weights (a resumed run has both in its checkpoint; a cache it has to
+    rebuild is numbered as its PCM)."""
+    result = warm_start.load_or_compute(
+        config, bundle.train_images,
+        reference=None if fresh else lambda: model.responsibilities(bundle.train_images))
     scores = {f"warm_start_{name}_seconds": value for name, value in result.seconds.items()}
     if result.encoder is not None:  # computed now, not read from the cache: score its clusters
         stages = {"warm_start": result.predict_proba}
