@@ -55,9 +55,13 @@ class GMMGAN(keras.Model):
                                 or config.self_label_weight):
             self.augmenter = augmenter(config.seed)
             self.augmenter.build((None, *self.image_shape))  # fit under a strategy needs it built
-        # An attribute, so that checkpoints (which do not see Keras' seed generators) carry it
-        # and a resumed run draws the noise an uninterrupted one would.
+        # Attributes, so that checkpoints (which do not see Keras' seed generators) carry them
+        # and a resumed run draws the noise and augmentations an uninterrupted one would (a
+        # tuple: TF's checkpoint tracks it, not a list). The augmenter's only variables are its
+        # random layers' seed states.
         self.noise_seed_state = self.noise_seed.state
+        if self.augmenter is not None:
+            self.augmenter_seed_states = tuple(self.augmenter.variables)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
         self.built = True
 

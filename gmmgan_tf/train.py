@@ -145,8 +145,10 @@ def warm_start_targets(model, bundle, validation, config: Config, fresh: bool
     """The warm start's responsibilities of the training images (cached in the workdir), and
     the validation scores of its stages (`validation`: the for_scoring bundle, or None). On a
     fresh run also pre-trains the PCM on them and starts alpha_k from the mixture weights (a
-    resumed run has both in its checkpoint)."""
-    result = warm_start.load_or_compute(config, bundle.train_images)
+    resumed run has both in its checkpoint; a cache it has to rebuild is numbered as its PCM)."""
+    result = warm_start.load_or_compute(
+        config, bundle.train_images,
+        reference=None if fresh else lambda: model.responsibilities(bundle.train_images))
     scores = {f"warm_start_{name}_seconds": value for name, value in result.seconds.items()}
     if result.encoder is not None and validation is not None:  # computed now: score its stages
         stages = {"warm_start": result.predict_proba}

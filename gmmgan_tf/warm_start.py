@@ -26,13 +26,16 @@ alpha_k from the weights; gan.py keeps a real-data term on them during training.
 
 For large sets the autoencoder and UMAP are fitted on a --warm_start_fit_images subsample and
 the other images are embedded with UMAP's transform. The result is cached in
-<workdir>/warm_start/ (written to a temporary directory, then renamed), so a resumed run reuses it;
-a damaged or stale cache is rebuilt.
+<workdir>/warm_start/ (written to a temporary directory, then renamed into place), so a resumed
+run reuses it; a damaged or stale cache is rebuilt, on a resumed run with its clusters renumbered
+to agree with the restored PCM, which was trained on the old cache's numbering.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
+import importlib.metadata
 import json
 import os
 import pickle
@@ -43,11 +46,12 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy.optimize import linear_sum_assignment
 from scipy.special import softmax
 
 from gmmgan_tf import losses
 from gmmgan_tf.config import Config
-from gmmgan_tf.errors import DataError
+from gmmgan_tf.errors import ConfigError, DataError
 from gmmgan_tf.networks import Encoder, Head, augmenter
 
 CACHE_DIR = "warm_start"
@@ -55,6 +59,9 @@ CLUSTERER_WEIGHTS = "clusterer.weights.h5"
 AUTOENCODER_UNITS = (500, 500, 2000)
 CODE_DIM = 10
 AUTOENCODER_BATCH = 256
+AUTOENCODER_LEARNING_RATE = 1e-3
+UMAP_MIN_DIST = 0.0  # tight clumps, good for clustering rather than for pictures
+MIXTURE_INITS = 3
 PRETRAIN_BATCH = 64
 NEIGHBOURS = 20  # SCAN's neighbours an image
 NEIGHBOUR_ENTROPY_WEIGHT = 5.0  # SCAN's weight of the entropy of the mean prediction
@@ -62,9 +69,18 @@ NEIGHBOUR_BATCH = 128
 NEIGHBOUR_LEARNING_RATE = 1e-3
 
 
+def _version(package: str) -> str:
+    """The installed version of `package`, read without importing it (umap takes seconds)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "none"
+
+
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """Everything the warm start's result depends on (a cache with other settings is stale)."""
+    """Everything the warm start's result depends on (a cache with other settings is stale):
+    the options, then this module's constants and the libraries' versions, today's values."""
     num_components: int
     autoencoder_steps: int
     fit_images: int
@@ -73,6 +89,21 @@ class Settings:
     seed: int
     augment: bool = False
     neighbour_epochs: int = 0
+    autoencoder_units: tuple[int, ...] = AUTOENCODER_UNITS
+    code_dim: int = CODE_DIM
+    autoencoder_batch: int = AUTOENCODER_BATCH
+    autoencoder_learning_rate: float = AUTOENCODER_LEARNING_RATE
+    umap_min_dist: float = UMAP_MIN_DIST
+    mixture_inits: int = MIXTURE_INITS
+    neighbour_count: int = NEIGHBOURS
+    neighbour_entropy_weight: float = NEIGHBOUR_ENTROPY_WEIGHT
+    neighbour_batch: int = NEIGHBOUR_BATCH
+    neighbour_learning_rate: float = NEIGHBOUR_LEARNING_RATE
+    umap_learn_version: str = _version("umap-learn")
+    scikit_learn_version: str = _version("scikit-learn")
+    tensorflow_version: str = _version("tensorflow")
+    keras_version: str = _version("keras")
+    numpy_version: str = _version("numpy")
 
     @classmethod
     def from_config(cls, config: Config) -> "Settings":
@@ -189,18 +220,19 @@ def fit_indices(num_images: int, fit_images: int, seed: int) -> np.ndarray:
 
 
 def make_reducer(neighbors: int, dims: int, seed: int, metric: str = "euclidean"):
-    """The warm start's UMAP: min_dist 0 (tight clumps, for clustering), one thread."""
+    """The warm start's UMAP: min_dist UMAP_MIN_DIST, one thread."""
     import umap  # imported here: numba's start-up is seconds, and only the warm start needs it
 
-    return umap.UMAP(n_neighbors=neighbors, n_components=dims, min_dist=0.0, metric=metric,
-                     random_state=seed, n_jobs=1)
+    return umap.UMAP(n_neighbors=neighbors, n_components=dims, min_dist=UMAP_MIN_DIST,
+                     metric=metric, random_state=seed, n_jobs=1)
 
 
 def fit_mixture(embedding: np.ndarray, num_components: int, seed: int):
-    """The warm start's full-covariance GaussianMixture (3 initialisations) on `embedding`."""
+    """The warm start's full-covariance GaussianMixture (MIXTURE_INITS initialisations) on
+    `embedding`."""
     from sklearn.mixture import GaussianMixture
 
-    return GaussianMixture(num_components, covariance_type="full", n_init=3,
+    return GaussianMixture(num_components, covariance_type="full", n_init=MIXTURE_INITS,
                            random_state=seed).fit(embedding)
 
 
@@ -259,7 +291,7 @@ def train_autoencoder(images: np.ndarray, steps: int, seed: int, augment: bool) 
         hidden = keras.layers.Dense(units, activation="relu")(hidden)
     outputs = keras.layers.Dense(size)(hidden)
     autoencoder = keras.Model(inputs, outputs)
-    autoencoder.compile(keras.optimizers.Adam(1e-3), "mse")
+    autoencoder.compile(keras.optimizers.Adam(AUTOENCODER_LEARNING_RATE), "mse")
     pairs = autoencoder_batches(images, min(AUTOENCODER_BATCH, len(images)), seed, augment)
     # The pairs are shuffled already; fit's own shuffle only warns for a tf.data input.
     autoencoder.fit(pairs, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
@@ -307,11 +339,13 @@ def _pcm_shaped(image_shape, units: int, width_multiplier: float = 1.0) -> Head:
 
 
 def _saved_settings(saved) -> Settings | None:
-    """The Settings a cache was made with; a setting added since takes its default, so that a
-    cache made before it was added (when it did not exist, i.e. had its default) still counts."""
-    try:
-        return Settings(**saved)
-    except TypeError:  # not a dict, or a setting this version does not know
+    """The Settings a cache was made with; a setting added since takes its default (an option's
+    default, today's constant or library version), so that a cache made before it was recorded
+    still counts when that is what it had."""
+    try:  # JSON made the tuples lists
+        return Settings(**{name: tuple(value) if isinstance(value, list) else value
+                           for name, value in saved.items()})
+    except (AttributeError, TypeError):  # not a dict, or a setting this version does not know
         return None
 
 
@@ -325,10 +359,13 @@ def fingerprint(images: np.ndarray) -> str:
 
 
 def save(result: WarmStart, directory: str, settings: Settings, images_hash: str) -> None:
-    """Writes the cache into a temporary sibling directory and renames it into place."""
+    """Writes the cache into a temporary sibling directory and renames it into place; an old
+    cache is renamed aside first and deleted last, so that a failure leaves one readable cache
+    (a kill between the two renames leaves none: the next run rebuilds it)."""
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-warm_start-")
+    old = tmp + ".old"
     try:
         np.save(os.path.join(tmp, "responsibilities.npy"), result.responsibilities)
         np.save(os.path.join(tmp, "weights.npy"), result.weights)
@@ -343,11 +380,14 @@ def save(result: WarmStart, directory: str, settings: Settings, images_hash: str
         with open(os.path.join(tmp, "meta.json"), "w") as f:
             json.dump(meta, f, indent=2, sort_keys=True)
         if os.path.exists(directory):
-            shutil.rmtree(directory)  # a stale or damaged cache; the new one replaces it
+            os.rename(directory, old)  # a stale or damaged cache
         os.rename(tmp, directory)
     except BaseException:
+        if os.path.exists(old):
+            os.rename(old, directory)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load(directory: str, settings: Settings | None = None, images_hash: str | None = None,
@@ -355,8 +395,12 @@ def load(directory: str, settings: Settings | None = None, images_hash: str | No
     """Reads a cache; raises ValueError (stale) or OSError/EOFError/... (damaged)."""
     with open(os.path.join(directory, "meta.json")) as f:
         meta = json.load(f)
-    if settings is not None and _saved_settings(meta.get("settings")) != settings:
-        raise ValueError("it was made with other warm-start settings")
+    saved = _saved_settings(meta.get("settings"))
+    if settings is not None and saved != settings:
+        changed = [field.name for field in dataclasses.fields(Settings) if saved is not None
+                   and getattr(saved, field.name) != getattr(settings, field.name)]
+        raise ValueError("it was made with other warm-start settings"
+                         + (f" ({', '.join(changed)})" if changed else ""))
     if images_hash is not None and meta.get("images") != images_hash:
         raise ValueError("it was made on other training images")
     responsibilities = np.load(os.path.join(directory, "responsibilities.npy"))
@@ -377,8 +421,11 @@ def load(directory: str, settings: Settings | None = None, images_hash: str | No
     return result
 
 
-def load_or_compute(config: Config, images: np.ndarray, log=print) -> WarmStart:
-    """The cached warm start of this workdir, or a new one (then cached)."""
+def load_or_compute(config: Config, images: np.ndarray, log=print, reference=None) -> WarmStart:
+    """The cached warm start of this workdir, or a new one (then cached). `reference`, on a
+    resumed run: a function giving the restored PCM's responsibilities [N, K] of `images`; the
+    PCM was trained on the old cache's numbering of the clusters, which a new clustering need
+    not repeat, so a new one is renumbered to agree with the PCM (numbered_like)."""
     directory = os.path.join(config.workdir, CACHE_DIR)
     settings = Settings.from_config(config)
     images_hash = fingerprint(images)
@@ -387,11 +434,49 @@ def load_or_compute(config: Config, images: np.ndarray, log=print) -> WarmStart:
             result = load(directory, settings, images_hash)  # the hash covers the image count
             log(f"Warm start: reusing {directory}")
             return result
+        except PermissionError as e:  # not damage: rebuilding would fail the same way
+            raise ConfigError(
+                f"--workdir: the warm-start cache {e.filename or directory} cannot be read "
+                f"({e.strerror or e}); fix its permissions, or move {directory} aside to rebuild "
+                "it") from None
         except (OSError, ValueError, EOFError, json.JSONDecodeError) as e:
             reason = str(e) or type(e).__name__
         log(f"Warm start: rebuilding {directory} ({reason})")
     start = time.time()
     result = compute(images, settings, log)
+    if reference is not None:
+        result = numbered_like(result, reference(), log)
     save(result, directory, settings, images_hash)
     log(f"Warm start: {time.time() - start:.0f} s ({result.seconds}), cached in {directory}")
     return result
+
+
+def numbered_like(result: WarmStart, reference: np.ndarray, log=print) -> WarmStart:
+    """`result` with its clusters renumbered to agree best with `reference` [N, K] (the restored
+    PCM's responsibilities of the same images): the permutation that maximises the summed
+    agreement sum_n reference_nk result_nj of the matched pairs (k, j) (Hungarian matching)."""
+    agreement = reference.T.astype(np.float64) @ result.responsibilities  # [PCM k, result j]
+    _, order = linear_sum_assignment(agreement, maximize=True)
+    share = agreement[np.arange(len(order)), order].sum() / len(reference)
+    log(f"Warm start: renumbered the new clusters to agree with the checkpoint's PCM (its "
+        f"cluster k is the new clustering's {order.tolist()}[k]; they agree on {share:.0%} of "
+        "the images)")
+    return permuted(result, order)
+
+
+def permuted(result: WarmStart, order: np.ndarray) -> WarmStart:
+    """A copy of `result` whose cluster k is its cluster order[k], in the responsibilities, the
+    weights and the models that predict clusters (the encoder and UMAP know none)."""
+    mixture = clusterer = None
+    if result.mixture is not None:
+        mixture = copy.deepcopy(result.mixture)
+        for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+            setattr(mixture, name, getattr(mixture, name)[order])
+    if result.clusterer is not None:
+        clusterer = _pcm_shaped(result.image_shape, len(order))
+        clusterer.set_weights(result.clusterer.get_weights())
+        kernel, bias = clusterer.dense.get_weights()
+        clusterer.dense.set_weights([kernel[:, order], bias[order]])
+    return dataclasses.replace(result, responsibilities=result.responsibilities[:, order],
+                               weights=result.weights[order], mixture=mixture,
+                               clusterer=clusterer)

@@ -34,9 +34,10 @@ RESUMABLE_OPTIONS = frozenset({
     "jit_compile", "strategy", "num_virtual_devices", "images", "assign_dir"})
 
 
-# Checkpoint paths of random-number states (GMMGAN.noise_seed_state, checkpointed since resume
-# became bit-exact): older checkpoints lack them, and restore without them.
-NOISE_STATE = re.compile(r"seed_generator(_\d+)?/seed_generator_state$")
+# Checkpoint paths of random-number states (GMMGAN.noise_seed_state and augmenter_seed_states,
+# checkpointed since resume became bit-exact): older checkpoints lack them, and restore without
+# them.
+RANDOM_STATES = re.compile(r"seed_generator(_\d+)?/seed_generator_state$")
 
 
 def path(workdir: str, *parts: str) -> str:
@@ -183,8 +184,9 @@ class Checkpointer:
         checkpoint; raises one of CHECKPOINT_READ_ERRORS when it is damaged, or ConfigError when
         it lacks a variable of the model (which would silently keep its fresh initial value).
         Values the model does not use (the optimizers' state, for an evaluation that builds
-        none) are allowed, and so is a checkpoint written before the noise generator's state was
-        saved: it restores with a warning (a resumed run then draws other noise)."""
+        none) are allowed, and so is a checkpoint written before the random states (noise,
+        augmentations) were saved: it restores with a warning (a resumed run then draws other
+        random numbers)."""
         status = self.checkpoint.restore(checkpoint_path).expect_partial()
         try:
             status.assert_existing_objects_matched()
@@ -192,9 +194,10 @@ class Checkpointer:
             count = re.search(r"Found (\d+)", str(e))
             missing = re.findall(r"path=([^,\s]+)", str(e))
             if count and int(count.group(1)) == len(missing) and all(
-                    NOISE_STATE.match(name) for name in missing):
-                print(f"warning: {checkpoint_path} predates the saved noise state; a resumed run "
-                      "draws other noise than an uninterrupted one would", flush=True)
+                    RANDOM_STATES.match(name) for name in missing):
+                print(f"warning: {checkpoint_path} predates the saved random states; a resumed "
+                      "run draws other noise and augmentations than an uninterrupted one would",
+                      flush=True)
                 return
             names = ", ".join(missing[:3])
             raise ConfigError(

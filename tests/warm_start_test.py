@@ -5,13 +5,14 @@ import glob
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
 from gmmgan_tf import losses, train, warm_start, workdir
-from gmmgan_tf.errors import DataError
+from gmmgan_tf.errors import ConfigError, DataError
 
 from conftest import tiny_config
 from faults_test import DAMAGES, FAULTS
@@ -60,11 +61,19 @@ def test_cache_round_trip_and_models(blobs_result, tmp_path):
         warm_start.load(directory, dataclasses.replace(SETTINGS, neighbors=5), digest)
     with pytest.raises(ValueError, match="other training images"):
         warm_start.load(directory, SETTINGS, warm_start.fingerprint(images[1:]))
-    # A cache made before a setting existed (no key: its default) is still this one's.
     meta_path = os.path.join(directory, "meta.json")
     with open(meta_path) as f:
         meta = json.load(f)
-    del meta["settings"]["neighbour_epochs"]
+    # The key covers the code's constants and the libraries' versions.
+    assert meta["settings"]["autoencoder_units"] == list(warm_start.AUTOENCODER_UNITS)
+    assert meta["settings"]["keras_version"] == keras.__version__
+    with pytest.raises(ValueError, match=r"other warm-start settings \(numpy_version\)"):
+        warm_start.load(directory, dataclasses.replace(SETTINGS, numpy_version="1.0"), digest)
+    # A cache made before a setting was recorded (no key: its default, today's constant or
+    # version) is still this one's.
+    meta["settings"] = {name: meta["settings"][name] for name in (
+        "num_components", "autoencoder_steps", "fit_images", "neighbors", "dims", "seed",
+        "augment")}
     with open(meta_path, "w") as f:
         json.dump(meta, f)
     assert warm_start.load(directory, SETTINGS, digest).responsibilities.shape == (150, 3)
@@ -76,6 +85,42 @@ def test_cache_round_trip_and_models(blobs_result, tmp_path):
     with pytest.raises(ValueError, match="other warm-start settings"):
         warm_start.load(directory, SETTINGS, digest)
     assert not [f for f in os.listdir(tmp_path) if f.startswith(".tmp")]
+
+
+def test_replacing_a_cache_leaves_a_readable_one_when_it_fails(blobs_result, tmp_path,
+                                                               monkeypatch):
+    images, _, result = blobs_result
+    directory = str(tmp_path / "warm_start")
+    warm_start.save(result, directory, SETTINGS, "old")
+    rename = os.rename
+
+    def failing_rename(source, target):  # the new cache's rename into place fails
+        if target == directory and not source.endswith(".old"):
+            raise OSError("injected")
+        rename(source, target)
+
+    monkeypatch.setattr(os, "rename", failing_rename)
+    with pytest.raises(OSError, match="injected"):
+        warm_start.save(result, directory, SETTINGS, "new")
+    warm_start.load(directory, SETTINGS, "old")
+    monkeypatch.setattr(os, "rename", rename)
+    warm_start.save(result, directory, SETTINGS, "new")
+    warm_start.load(directory, SETTINGS, "new")
+    assert os.listdir(tmp_path) == ["warm_start"]  # neither the new files nor the old cache left
+
+
+def test_renumbering_permutes_the_clusters_and_the_mixture(blobs_result):
+    images, _, result = blobs_result
+    order = [2, 0, 1]
+    renumbered = warm_start.permuted(result, order)
+    np.testing.assert_array_equal(renumbered.responsibilities, result.responsibilities[:, order])
+    np.testing.assert_array_equal(renumbered.weights, result.weights[order])
+    np.testing.assert_allclose(renumbered.predict_proba(images[:20]),
+                               result.predict_proba(images[:20])[:, order], atol=1e-6)
+    messages = []
+    back = warm_start.numbered_like(renumbered, result.responsibilities, messages.append)
+    np.testing.assert_array_equal(back.responsibilities, result.responsibilities)
+    assert "[1, 2, 0]" in messages[0] and "agree on 100%" in messages[0]
 
 
 def _config(workdir, **overrides):
@@ -103,6 +148,24 @@ def test_cache_is_reused_and_a_damaged_one_rebuilt(blobs_result, tmp_path, monke
     # Another K makes the cache stale.
     warm_start.load_or_compute(_config(tmp_path, num_components=4), images, log=lambda _: None)
     assert len(calls) == 3
+
+
+def test_a_cache_that_cannot_be_read_for_permissions_is_refused(blobs_result, tmp_path,
+                                                                monkeypatch):
+    images, _, result = blobs_result
+    config = _config(tmp_path)
+    monkeypatch.setattr(warm_start, "compute", lambda *args, **kwargs: result)
+    warm_start.load_or_compute(config, images, log=lambda _: None)
+    meta = str(tmp_path / "warm_start" / "meta.json")
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", meta)
+
+    monkeypatch.setattr(warm_start, "load", unreadable)
+    with pytest.raises(ConfigError, match=rf"^--workdir: the warm-start cache {meta} cannot be "
+                                          r"read \(Permission denied\); fix its permissions, "
+                                          r"or move .*warm_start aside to rebuild it$"):
+        warm_start.load_or_compute(config, images, log=lambda _: None)
 
 
 WARM_START_FAULT = next(f for f in FAULTS if f.name == "warm-start cache")
@@ -180,6 +243,34 @@ def test_training_resumes_with_the_cached_warm_start(blobs_result, tmp_path, mon
                                np.load(tmp_path / "warm_start" / "weights.npy"), rtol=1e-5)
 
 
+def test_a_resumed_run_numbers_a_rebuilt_cache_as_its_pcm(blobs_result, tmp_path, monkeypatch,
+                                                         capsys):
+    """The resumed run's cache is damaged and the new clustering numbers the clusters otherwise
+    (here: the old one's, permuted); training goes on with the numbering the PCM was pre-trained
+    on, and the cache keeps it."""
+    images, labels, result = blobs_result
+    from gmmgan_tf import data as data_lib
+
+    bundle = data_lib.DataBundle("blobs", images, labels, images[120:], labels[120:],
+                                 num_classes=3)
+    monkeypatch.setattr(data_lib, "load", lambda config: bundle)
+    config = _config(tmp_path, epochs=1, steps_per_epoch=2, eval_quality=False, ndb_samples=100,
+                     pcm_pretrain_epochs=15, learning_rate_c=3e-3)
+    monkeypatch.setattr(warm_start, "compute", lambda *args, **kwargs: result)
+    train.train_and_evaluate(config)
+    os.remove(tmp_path / "warm_start" / "responsibilities.npy")
+    order = [1, 2, 0]
+    monkeypatch.setattr(warm_start, "compute", lambda *args, **kwargs: dataclasses.replace(
+        result, responsibilities=result.responsibilities[:, order], weights=result.weights[order]))
+    capsys.readouterr()
+    train.train_and_evaluate(dataclasses.replace(config, epochs=2))
+    cached = warm_start.load(str(tmp_path / "warm_start"))
+    np.testing.assert_array_equal(cached.responsibilities, result.responsibilities)
+    np.testing.assert_array_equal(cached.weights, result.weights)
+    out = capsys.readouterr().out
+    assert "rebuilding" in out and "the new clustering's [2, 0, 1][k]" in out
+
+
 def test_pseudo_label_loss_matches_numpy():
     rng = np.random.default_rng(0)
     targets = rng.dirichlet(np.ones(4), 5).astype(np.float32)
@@ -242,6 +333,8 @@ def test_neighbour_stage_clusters_and_its_network_is_cached(tmp_path):
                                atol=1e-6)
     with pytest.raises(ValueError, match="other warm-start settings"):
         warm_start.load(directory, SETTINGS, "digest")  # made with the stage, asked without it
+    np.testing.assert_allclose(warm_start.permuted(result, [2, 0, 1]).predict_proba(new_images),
+                               result.predict_proba(new_images)[:, [2, 0, 1]], atol=1e-6)
 
 
 def test_train_step_takes_the_pseudo_label_term_on_real_images():

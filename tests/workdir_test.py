@@ -73,9 +73,12 @@ def checkpoint_values(workdir):
 
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     def run(workdir, epochs):
+        # The default recipe's random parts: noise, mode seeking, and the self-labelling
+        # augmenter (threshold 0, so that its views move the PCM from the first step).
         config = dataclasses.replace(
-            tiny_config(diversity_weight=0.1), workdir=str(workdir), epochs=epochs,
-            steps_per_epoch=2, eval_every=0, eval_quality=False)
+            tiny_config(diversity_weight=0.1, self_label_weight=1.0, self_label_threshold=0.0),
+            workdir=str(workdir), epochs=epochs, steps_per_epoch=2, eval_every=0,
+            eval_quality=False)
         return train.train_and_evaluate(config)
 
     whole = run(tmp_path / "whole", 2)
@@ -83,6 +86,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     resumed = run(tmp_path / "parts", 2)
     a, b = checkpoint_values(tmp_path / "whole"), checkpoint_values(tmp_path / "parts")
     assert a.keys() == b.keys() and "model/noise_seed_state/.ATTRIBUTES/VARIABLE_VALUE" in a
+    assert "model/augmenter_seed_states/2/.ATTRIBUTES/VARIABLE_VALUE" in a
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     for scores in (whole, resumed):
@@ -90,9 +94,13 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
 
 
-def test_a_checkpoint_from_before_the_saved_noise_state_restores_with_a_warning(tmp_path, capsys):
-    old = compiled()
-    del old.noise_seed_state  # as the model was before the noise state was checkpointed
+@pytest.mark.parametrize("unsaved", [("noise_seed_state", "augmenter_seed_states"),
+                                     ("augmenter_seed_states",)])
+def test_a_checkpoint_from_before_the_saved_random_states_restores_with_a_warning(
+        tmp_path, capsys, unsaved):
+    old = compiled(self_label_weight=1.0)
+    for name in unsaved:  # as the model was before these states were checkpointed
+        delattr(old, name)
     wd.Checkpointer(old, str(tmp_path)).save(2)
-    assert wd.Checkpointer(compiled(), str(tmp_path)).restore_latest() == 2
-    assert "predates the saved noise state" in capsys.readouterr().out
+    assert wd.Checkpointer(compiled(self_label_weight=1.0), str(tmp_path)).restore_latest() == 2
+    assert "predates the saved random states" in capsys.readouterr().out
