@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from gmmgan_tf.metrics import clustering, coverage, fid, sharpness
+from gmmgan_tf.metrics import clustering, copying, coverage, fid, sharpness
 from gmmgan_tf.metrics.domain_classifier import DomainClassifier, build_classifier
 from gmmgan_tf.metrics.ndb import NDB
 from gmmgan_tf.metrics.report import evaluate_samples, scalars
@@ -55,6 +55,10 @@ def test_entries_match_the_metric_functions(setup):
     assert out["component_classes_generated"] == purity["classes_generated"]
     assert out["sharpness"] == sharpness.sharpness(fakes)
     assert out["ref_sharpness"] == sharpness.sharpness(test)
+    copy = copying.copy_ratio(fakes, train, test)
+    assert out["copy_ratio"] == copy["ratio"]
+    assert out["copy_distance_samples_median"] == copy["samples_median"]
+    assert out["copy_distance_held_out_median"] == copy["held_out_median"]
     inc = FakeInception(64)
     assert out["inception_fid"] == pytest.approx(fid.fid(inc(train)[0], inc(fakes)[0]))
     assert out["inception_is"] == pytest.approx(fid.inception_score(inc(fakes)[1], 10)[0])
@@ -69,6 +73,9 @@ def test_optional_parts_are_left_out(setup):
     train, test, fakes, *_ = setup
     out = evaluate_samples(train, test, fakes, reference=False)
     assert set(out) == {"sharpness"}
+    out = evaluate_samples(train, test, fakes)
+    assert set(out) == {"sharpness", "ref_sharpness", "copy_ratio",
+                        "copy_distance_samples_median", "copy_distance_held_out_median"}
 
 
 def test_real_held_out_images_score_better_than_shifted_fakes(setup):

@@ -13,7 +13,9 @@
   `component_classes_generated`;
 - Inception IS / FID / KID (`inception.py`) only when an extractor is given: `inception_is`,
   `inception_is_std` (10 splits, as in the original code), `inception_fid`, `inception_kid`;
-- sharpness (`sharpness.py`): `sharpness`.
+- sharpness (`sharpness.py`): `sharpness`;
+- with `reference=True`, the copy guard (`copying.py`): `copy_ratio`,
+  `copy_distance_samples_median`, `copy_distance_held_out_median`.
 With `reference=True` the held-out real images go through the same metrics, giving the
 paper's TEST row: `ref_ndb_over_k`, `ref_ndb_js`, `ref_domain_is`, `ref_domain_fid`,
 `ref_domain_kid`, `ref_sharpness` (and `ref_inception_*`). PCM clustering and component agreement need the model,
@@ -27,7 +29,7 @@ import os
 import keras
 import numpy as np
 
-from gmmgan_tf.metrics import clustering, coverage, fid, sharpness
+from gmmgan_tf.metrics import clustering, copying, coverage, fid, sharpness
 from gmmgan_tf.metrics.domain_classifier import DomainClassifier
 from gmmgan_tf.metrics.ndb import NDB
 
@@ -50,7 +52,8 @@ def evaluate_samples(real_train: np.ndarray, real_test: np.ndarray, fakes: np.nd
     if reference:
         _check_images(real_test, "real_test", like=real_train)
     steps = [name for name, on in (("ndb", ndb is not None), ("domain", classifier is not None),
-                                   ("inception", inception is not None), ("sharpness", True))
+                                   ("inception", inception is not None), ("sharpness", True),
+                                   ("copy", reference))
              if on]
     bar = keras.utils.Progbar(len(steps), stateful_metrics=["step"]) if progress else None
     sets = {"": fakes, "ref_": real_test} if reference else {"": fakes}
@@ -73,9 +76,14 @@ def evaluate_samples(real_train: np.ndarray, real_test: np.ndarray, fakes: np.nd
                                            components, seed))
         elif step == "inception":
             out.update(_inception_metrics(inception, real_train, sets, seed))
-        else:
+        elif step == "sharpness":
             for prefix, images in sets.items():
                 out[f"{prefix}sharpness"] = sharpness.sharpness(images)
+        else:
+            copy = copying.copy_ratio(fakes, real_train, real_test)
+            out.update(copy_ratio=copy["ratio"],
+                       copy_distance_samples_median=copy["samples_median"],
+                       copy_distance_held_out_median=copy["held_out_median"])
         if bar is not None:
             bar.update(i + 1, values=[("step", i + 1)])
     return out
