@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 from absl import logging
+from scipy import special
 
 from gmmgan_tf import data as data_lib, novelty, warm_start
 from gmmgan_tf.config import Config
@@ -80,6 +81,17 @@ def _mean_pairwise_distance(x: np.ndarray) -> float:
     return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
 
 
+def mixture_weights(model, data: DataBundle) -> dict:
+    """alpha_k of the model's prior beside the share of the training images its PCM assigns to
+    component k (lists `component_alpha`, `component_train_shares`) and their total variation
+    `component_alpha_tv` (`clustering.weights_against_shares`)."""
+    alpha = special.softmax(np.asarray(model.prior.mixture_logits, np.float64))
+    clusters = model.responsibilities(data.train_images).argmax(axis=1)
+    gap = clustering.weights_against_shares(alpha, clusters)
+    return {"component_alpha": gap["alpha"].tolist(),
+            "component_train_shares": gap["shares"].tolist(), "component_alpha_tv": gap["tv"]}
+
+
 def classifier_data(data: DataBundle, config: Config) -> DataBundle:
     """The data the domain classifier learns from: for imbalanced_<name> or --exclude_classes,
     <name>'s whole training set, so that every run on it, whatever its dominant or excluded
@@ -130,13 +142,14 @@ def novelty_detection(model, data: DataBundle, warm_start_dir: str = "") -> dict
 
 def evaluate(model, data: DataBundle, config: Config, num_fakes: int,
              progress: bool = False) -> dict:
-    """Every number of a trained model: PCM clustering, agreement and diversity (gmmgan),
-    novelty detection (runs with --exclude_classes) and sample quality (with --eval_quality).
-    Lists (per-bin, per-class, ROC curves) are kept for plots."""
+    """Every number of a trained model: PCM clustering, agreement, diversity and alpha_k against
+    the PCM's shares (gmmgan), novelty detection (runs with --exclude_classes) and sample quality
+    (with --eval_quality). Lists (per-bin, per-class, ROC curves) are kept for plots."""
     scores = {}
     if model.pcm is not None:
         scores.update(pcm_scores(model, data, config.eval_samples, config.seed))
         scores.update(within_component_diversity(model, data, seed=config.seed))
+        scores.update(mixture_weights(model, data))
     if data.excluded_classes:
         warm = os.path.join(config.workdir, warm_start.CACHE_DIR) if config.uses_warm_start else ""
         scores.update(novelty_detection(model, data, warm))

@@ -76,6 +76,9 @@ def compare(config: Config) -> None:
 def _plots(runs, out_dir: str, train_labels=None, num_classes: int = 0) -> None:
     if any("ndb_proportions" in s for _, s in runs):
         plots.plot_ndb_bins(runs, os.path.join(out_dir, "ndb_bins.png"))
+    if len(runs) == 1 and "ndb_component_proportions" in runs[0][1]:  # runs share no components
+        plots.plot_ndb_bins_by_component(
+            *runs[0], os.path.join(out_dir, "ndb_bins_by_component.png"))
     if any("coverage_shares" in s for _, s in runs):
         training = (np.bincount(train_labels, minlength=num_classes) / len(train_labels)
                     if train_labels is not None else None)

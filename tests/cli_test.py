@@ -124,10 +124,12 @@ def test_evaluate_writes_every_metric_and_compare_writes_a_table(tmp_path):
     metrics = json.load(open(os.path.join(workdir, "eval", "metrics.json")))
     for key in ("pcm_acc", "agreement_identity", "ndb_over_k", "ref_ndb_over_k", "domain_is",
                 "domain_fid", "coverage_classes", "sharpness", "domain_classifier_accuracy",
-                "component_purity", "component_classes_generated"):
+                "component_purity", "component_classes_generated", "copy_ratio",
+                "ndb_component_proportions", "component_alpha", "component_pixel_ink",
+                "ref_pixel_ink"):
         assert key in metrics, key
     assert metrics["domain_classifier_accuracy"] > 0.9
-    for plot in ("ndb_bins.png", "class_histogram.png"):
+    for plot in ("ndb_bins.png", "ndb_bins_by_component.png", "class_histogram.png"):
         assert os.path.exists(os.path.join(workdir, "eval", plot)), plot
     result = main_py("--mode=evaluate", f"--compare={workdir},{workdir}", f"--workdir={out}")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -1,5 +1,9 @@
-"""The model-side evaluation helpers (PCM clustering, agreement, within-component diversity)
-against known answers, with a stub model whose PCM and generator are given by hand."""
+"""The model-side evaluation helpers (PCM clustering, agreement, within-component diversity,
+mixture weights) against known answers, with a stub model whose PCM and generator are given by
+hand."""
+import dataclasses
+import types
+
 import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
@@ -80,3 +84,15 @@ def test_a_single_image_class_gives_no_ratio_instead_of_dividing_by_zero():
                                                  num_per_component=4)
     assert only["diversity_components_skipped"] == K
     assert np.isnan(only["diversity_ratio_min"]) and np.isnan(only["diversity_ratio_mean"])
+
+
+def test_mixture_weights_beside_the_pcm_shares_of_the_training_images():
+    # Training classes 0, 0, 0, 1, 2, 2 -> PCM components 1, 1, 1, 2, 0, 0; held-out images
+    # (all class 0) must not count.
+    model = StubModel(lambda c: (c + 1) % K)
+    model.prior = types.SimpleNamespace(mixture_logits=np.log(np.array([1.0, 2.0, 1.0])))
+    data = dataclasses.replace(bundle([0, 0, 0, 1, 2, 2]), test_images=bundle([0, 0]).test_images)
+    scores = evaluation.mixture_weights(model, data)
+    assert scores["component_alpha"] == pytest.approx([0.25, 0.5, 0.25], rel=1e-12)
+    assert scores["component_train_shares"] == pytest.approx([2 / 6, 3 / 6, 1 / 6], rel=1e-12)
+    assert scores["component_alpha_tv"] == pytest.approx(1 / 12, rel=1e-12)

@@ -46,5 +46,22 @@ def test_component_purity():
     out = clustering.component_purity(components, classes, num_classes=10)
     assert out["purity"] == pytest.approx(9 / 10)
     assert out["classes_generated"] == 2  # classes 3 and 1
+    np.testing.assert_array_equal(out["matched_class"], [3, 3, 1])
     pure = clustering.component_purity(np.arange(10), np.arange(10), 10)
-    assert pure == {"purity": 1.0, "classes_generated": 10}
+    assert pure["purity"] == 1.0 and pure["classes_generated"] == 10
+    np.testing.assert_array_equal(pure["matched_class"], np.arange(10))
+    # Component 1 makes nothing: no matched class (not class 0, argmax of a zero row).
+    gap = clustering.component_purity(np.array([0, 2, 2]), np.array([4, 1, 1]), 5)
+    np.testing.assert_array_equal(gap["matched_class"], [4, -1, 1])
+    assert gap["classes_generated"] == 2
+
+
+def test_weights_against_shares_by_hand():
+    out = clustering.weights_against_shares(np.array([0.5, 0.25, 0.25]), np.array([0, 0, 0, 1]))
+    np.testing.assert_allclose(out["shares"], [0.75, 0.25, 0.0])
+    np.testing.assert_allclose(out["alpha"], [0.5, 0.25, 0.25])
+    assert out["tv"] == pytest.approx(0.25)  # (|0.5 - 0.75| + 0 + |0.25 - 0|) / 2
+    with pytest.raises(ValueError, match="sum to 1"):
+        clustering.weights_against_shares(np.array([0.5, 0.4]), np.array([0]))
+    with pytest.raises(ValueError, match=r"must be in \[0, 2\)"):
+        clustering.weights_against_shares(np.array([0.5, 0.5]), np.array([2]))

@@ -158,3 +158,18 @@ def test_cached_ndb_names_the_file_by_data_set_and_options(tmp_path):
     ndb = ndb_lib.cached_ndb(str(tmp_path), "folder:/a b", x, num_bins=3)
     assert (tmp_path / "ndb_folder__a_b_4x4x3_k3_white_s0.npz").is_file()
     assert np.all(ndb.std != 1.0)  # auto whitening is on for RGB
+
+
+def test_proportions_by_component_match_independent_computation():
+    rng = np.random.default_rng(5)
+    train, query = rng.normal(size=(300, 6)), rng.normal(size=(90, 6)) + 0.3
+    components = rng.choice([0, 1, 3], size=90)  # component 2 makes nothing
+    ndb = NDB.fit(train, num_bins=6, seed=2)
+    bins = np.argmin(cdist(query, ndb.centres), axis=1)
+    expected = np.array([[np.mean((bins == k) & (components == c)) for c in range(4)]
+                         for k in range(6)])
+    shares = ndb.proportions_by_component(query, components, num_components=4)
+    np.testing.assert_allclose(shares, expected, atol=1e-15)
+    np.testing.assert_allclose(shares.sum(axis=1), ndb.evaluate(query)["proportions"])
+    with pytest.raises(ValueError, match="one component id per sample"):
+        ndb.proportions_by_component(query, components[:-1], 4)

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from gmmgan_tf.metrics.plots import compare_table, plot_class_histogram, plot_ndb_bins
+from gmmgan_tf.metrics.plots import (compare_table, plot_class_histogram, plot_ndb_bins,
+                                     plot_ndb_bins_by_component)
 
 
 def run_metrics(shift, covered):
@@ -26,11 +27,23 @@ def test_plots_write_png_files(tmp_path):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
 
 
+def test_bins_by_component_plot_writes_a_png(tmp_path):
+    m = run_metrics(2, 3)
+    q = np.asarray(m["ndb_proportions"])
+    m.update(ndb_component_proportions=(q[:, None] * [0.5, 0.3, 0.2]).tolist(),
+             component_matched_class=[4, -1, 1], component_alpha=[0.5, 0.3, 0.2])
+    path = tmp_path / "by_component.png"
+    plot_ndb_bins_by_component("gmmgan", m, str(path))
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+
+
 def test_plots_need_their_metrics(tmp_path):
     with pytest.raises(ValueError, match="NDB"):
         plot_ndb_bins([("a", {"sharpness": 1.0})], str(tmp_path / "x.png"))
     with pytest.raises(ValueError, match="coverage"):
         plot_class_histogram([("a", {"sharpness": 1.0})], str(tmp_path / "x.png"))
+    with pytest.raises(ValueError, match="per-component NDB"):
+        plot_ndb_bins_by_component("a", run_metrics(2, 3), str(tmp_path / "x.png"))
 
 
 def test_compare_table_rows_columns_and_best_values():

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from gmmgan_tf.metrics import clustering, coverage, fid, sharpness
+from gmmgan_tf.metrics import clustering, copying, coverage, fid, pixels, sharpness
 from gmmgan_tf.metrics.domain_classifier import DomainClassifier, build_classifier
 from gmmgan_tf.metrics.ndb import NDB
 from gmmgan_tf.metrics.report import evaluate_samples, scalars
@@ -53,8 +53,27 @@ def test_entries_match_the_metric_functions(setup):
     purity = clustering.component_purity(components, tp.argmax(1), 3)
     assert out["component_purity"] == purity["purity"]
     assert out["component_classes_generated"] == purity["classes_generated"]
+    matched = purity["matched_class"]
+    assert out["component_matched_class"] == matched.tolist()
+    by_component = ndb.proportions_by_component(fakes, components, 5)
+    assert out["ndb_component_proportions"] == by_component.tolist()
+    np.testing.assert_allclose(by_component.sum(axis=1), out["ndb_proportions"])
+    own = pixels.group_statistics(fakes, components, 5)
+    real = pixels.group_statistics(train, labels, 3)
+    for name, key in (("intensity", "pixel_intensity"), ("ink", "pixel_ink"),
+                      ("sharpness", "sharpness")):
+        np.testing.assert_array_equal(out[f"component_{key}"], own[name])
+        np.testing.assert_array_equal(out[f"matched_class_{key}"], real[name][matched])
     assert out["sharpness"] == sharpness.sharpness(fakes)
     assert out["ref_sharpness"] == sharpness.sharpness(test)
+    for prefix, images in (("", fakes), ("ref_", test)):
+        stats = pixels.pixel_statistics(images)
+        assert out[f"{prefix}pixel_intensity"] == stats["intensity"]
+        assert out[f"{prefix}pixel_ink"] == stats["ink"]
+    copy = copying.copy_ratio(fakes, train, test)
+    assert out["copy_ratio"] == copy["ratio"]
+    assert out["copy_distance_samples_median"] == copy["samples_median"]
+    assert out["copy_distance_held_out_median"] == copy["held_out_median"]
     inc = FakeInception(64)
     assert out["inception_fid"] == pytest.approx(fid.fid(inc(train)[0], inc(fakes)[0]))
     assert out["inception_is"] == pytest.approx(fid.inception_score(inc(fakes)[1], 10)[0])
@@ -68,7 +87,11 @@ def test_entries_match_the_metric_functions(setup):
 def test_optional_parts_are_left_out(setup):
     train, test, fakes, *_ = setup
     out = evaluate_samples(train, test, fakes, reference=False)
-    assert set(out) == {"sharpness"}
+    assert set(out) == {"sharpness", "pixel_intensity", "pixel_ink"}
+    out = evaluate_samples(train, test, fakes)
+    assert set(out) == {"sharpness", "pixel_intensity", "pixel_ink", "ref_sharpness",
+                        "ref_pixel_intensity", "ref_pixel_ink", "copy_ratio",
+                        "copy_distance_samples_median", "copy_distance_held_out_median"}
 
 
 def test_real_held_out_images_score_better_than_shifted_fakes(setup):

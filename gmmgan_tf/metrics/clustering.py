@@ -11,6 +11,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn import metrics as skm
 
+from gmmgan_tf.metrics.coverage import class_histogram
+
 
 def contingency(a: np.ndarray, b: np.ndarray, size_a: int, size_b: int) -> np.ndarray:
     """counts[i, j] = #{n : a_n = i and b_n = j}."""
@@ -54,14 +56,28 @@ def clusters_used(clusters: np.ndarray, num_clusters: int, min_share: float = 0.
     return int(np.sum(shares >= min_share))
 
 
-def component_purity(components: np.ndarray, classes: np.ndarray, num_classes: int
-                     ) -> dict[str, float | int]:
+def component_purity(components: np.ndarray, classes: np.ndarray, num_classes: int) -> dict:
     """Are the generator's components real clusters? `classes`: a domain classifier's class of
     each fake. purity: the fraction of fakes in their component's majority class (1 when every
     component makes one class); classes_generated: how many classes are some component's
-    majority class (the number of classes the components stand for)."""
+    majority class (the number of classes the components stand for); matched_class: that
+    majority class per component id up to the largest, -1 for an id without fakes."""
     components, classes = np.asarray(components), np.asarray(classes)
     counts = contingency(components, classes, components.max() + 1, num_classes)
     used = counts.sum(axis=1) > 0
+    matched = np.where(used, counts.argmax(axis=1), -1)
     return {"purity": float(counts.max(axis=1).sum() / components.size),
-            "classes_generated": int(np.unique(counts[used].argmax(axis=1)).size)}
+            "classes_generated": int(np.unique(matched[used]).size),
+            "matched_class": matched}
+
+
+def weights_against_shares(weights: np.ndarray, clusters: np.ndarray) -> dict:
+    """Mixture weights alpha_k (the share of samples component k makes) beside share_k, the share
+    of real images assigned to component k, and their total variation 0.5 sum_k |alpha_k -
+    share_k|: the least part of the samples that would have to come from another component for
+    the generated mix to match the real one, however good each component's images are."""
+    weights = np.asarray(weights, np.float64)
+    if weights.ndim != 1 or np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
+        raise ValueError(f"weights must be non-negative and sum to 1, got {weights}")
+    shares = class_histogram(clusters, weights.size)
+    return {"alpha": weights, "shares": shares, "tv": float(0.5 * np.abs(weights - shares).sum())}

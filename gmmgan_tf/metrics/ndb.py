@@ -28,6 +28,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from threadpoolctl import threadpool_limits
 
 from gmmgan_tf import caches
+from gmmgan_tf.metrics.clustering import contingency
 
 WHITENING_EPS = 1e-6
 MAX_KMEANS_ITERATIONS = 100
@@ -179,6 +180,16 @@ class NDB:
         """Share of the samples that falls in each bin."""
         labels = self.assign(samples)
         return np.bincount(labels, minlength=self.num_bins) / len(labels)
+
+    def proportions_by_component(self, samples: np.ndarray, components: np.ndarray,
+                                 num_components: int) -> np.ndarray:
+        """[K, num_components]: share of the samples that falls in bin k and was made by
+        component c (summed over c, `bin_proportions`), to see which components fill a bin."""
+        components = np.asarray(components)
+        if components.shape != (len(np.asarray(samples)),):
+            raise ValueError(f"need one component id per sample, got {components.shape}")
+        counts = contingency(self.assign(samples), components, self.num_bins, num_components)
+        return counts / len(components)
 
     def evaluate(self, samples: np.ndarray, significance_level: float = 0.05,
                  z_threshold: float | None = None) -> dict:

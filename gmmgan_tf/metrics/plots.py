@@ -2,6 +2,8 @@
 
 - `plot_ndb_bins`: training bin shares with +-1 pooled standard error (grey bars, as in the
   authors' plot) and each run's shares; bins the test marks as different are starred.
+- `plot_ndb_bins_by_component`: one run's bins, the training share beside the samples' share
+  stacked by generating component; different bins marked over- or under-generated.
 - `plot_class_histogram`: each run's generated class shares (domain classifier) against the
   training class distribution, with the 1/(4 C) coverage threshold.
 - `plot_novelty_roc`: ROC curves of the novelty scorers (`novelty_roc_<scorer>` entries).
@@ -47,6 +49,47 @@ def plot_ndb_bins(runs: list[tuple[str, dict]], path: str) -> None:
     ax.set(xlabel="bin (sorted by training share)", ylabel="share of samples",
            title=f"NDB bin proportions, K = {k} (* = significantly different)")
     ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_ndb_bins_by_component(name: str, metrics: dict, path: str) -> None:
+    """Per NDB bin, in NDB's order (decreasing training share), the training share (black) beside
+    the samples' share stacked by the component that made them (needs
+    `ndb_component_proportions`); a bin the test marks as different gets a red ^ when the
+    samples over-fill it, a blue v when they under-fill it. Components are labelled with their
+    matched class and alpha_k when the metrics have them."""
+    if "ndb_component_proportions" not in metrics:
+        raise ValueError("no per-component NDB results (ndb_component_proportions); evaluate a "
+                         "mixture-prior model with NDB bins")
+    shares = np.asarray(metrics["ndb_component_proportions"])  # [bins, components]
+    train = np.asarray(metrics["ndb_train_proportions"])
+    diff = np.asarray(metrics["ndb_different"], bool)
+    k, c = shares.shape
+    x = np.arange(k)
+    fig, ax = plt.subplots(figsize=(max(10, k / 5), 4.5))
+    ax.bar(x - 0.2, train, width=0.4, color="k", label="train")  # tab10 has a grey
+    cmap = plt.get_cmap("tab10" if c <= 10 else "tab20")
+    matched, alpha = metrics.get("component_matched_class"), metrics.get("component_alpha")
+    bottom = np.zeros(k)
+    for j in range(c):
+        label = f"component {j}"
+        if matched is not None and matched[j] >= 0:
+            label += f", class {matched[j]}"
+        if alpha is not None:
+            label += f", α {alpha[j]:.3f}"
+        ax.bar(x + 0.2, shares[:, j], width=0.4, bottom=bottom, color=cmap(j % cmap.N),
+               label=label)
+        bottom += shares[:, j]
+    top = np.maximum(train, bottom) + 0.02 * max(train.max(), bottom.max())
+    for mask, marker, colour, word in ((diff & (bottom > train), "^", "red", "over"),
+                                       (diff & (bottom < train), "v", "blue", "under")):
+        ax.plot(x[mask], top[mask], marker, color=colour, ms=5,
+                label=f"{word}-generated ({mask.sum()} bins)")
+    ax.set(xlabel="NDB bin (sorted by training share)", ylabel="share of images",
+           xlim=(-0.7, k - 0.3),
+           title=f"{name}: NDB bins by component (NDB/K {metrics['ndb_over_k']:.2f}; "
+                 "markers: significantly different bins)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     _save(fig, path)
 
 

@@ -3,20 +3,29 @@
 `evaluate_samples` computes, for generated images against the real training images:
 - NDB/K and JS (`ndb.py`): `ndb`, `ndb_over_k`, `ndb_js`, `ndb_bins`, `ndb_samples`,
   `ndb_train_samples`, and for plots `ndb_proportions`, `ndb_train_proportions`,
-  `ndb_different` (lists);
+  `ndb_different` (lists), with the fakes' `components` also `ndb_component_proportions`
+  ([bin][component] shares of the fakes);
 - domain IS / FID / KID from the project's classifier (`domain_classifier.py`, NOT Inception):
   `domain_is` (one split: all samples), `domain_fid`, `domain_kid` (against the training
   images), `domain_classifier_accuracy`;
 - mode coverage by that classifier (`coverage.py`): `coverage_classes`, `coverage_kl`,
   `coverage_shares` (list); with the fakes' `components`, their purity by the same
   classification (`clustering.component_purity`): `component_purity`,
-  `component_classes_generated`;
+  `component_classes_generated`, `component_matched_class` (list); with `train_labels` too,
+  per component (lists, `pixels.group_statistics`) `component_pixel_intensity`,
+  `component_pixel_ink`, `component_sharpness` of its fakes beside
+  `matched_class_pixel_intensity`, `matched_class_pixel_ink`, `matched_class_sharpness` of the
+  training images of its matched class;
 - Inception IS / FID / KID (`inception.py`) only when an extractor is given: `inception_is`,
   `inception_is_std` (10 splits, as in the original code), `inception_fid`, `inception_kid`;
-- sharpness (`sharpness.py`): `sharpness`.
+- sharpness (`sharpness.py`): `sharpness`; pixel statistics (`pixels.py`): `pixel_intensity`,
+  `pixel_ink`;
+- with `reference=True`, the copy guard (`copying.py`): `copy_ratio`,
+  `copy_distance_samples_median`, `copy_distance_held_out_median`.
 With `reference=True` the held-out real images go through the same metrics, giving the
 paper's TEST row: `ref_ndb_over_k`, `ref_ndb_js`, `ref_domain_is`, `ref_domain_fid`,
-`ref_domain_kid`, `ref_sharpness` (and `ref_inception_*`). PCM clustering and component agreement need the model,
+`ref_domain_kid`, `ref_sharpness`, `ref_pixel_intensity`, `ref_pixel_ink` (and
+`ref_inception_*`). PCM clustering and component agreement need the model,
 so they live with the caller (`gmmgan_tf/evaluation.py`, using `clustering.py`).
 Metrics never import model code.
 """
@@ -27,7 +36,7 @@ import os
 import keras
 import numpy as np
 
-from gmmgan_tf.metrics import clustering, coverage, fid, sharpness
+from gmmgan_tf.metrics import clustering, copying, coverage, fid, pixels, sharpness
 from gmmgan_tf.metrics.domain_classifier import DomainClassifier
 from gmmgan_tf.metrics.ndb import NDB
 
@@ -42,7 +51,8 @@ def evaluate_samples(real_train: np.ndarray, real_test: np.ndarray, fakes: np.nd
 
     `ndb`: bins fitted on `real_train` (`NDB.cached`); `classifier`: the data set's domain
     classifier; `train_labels`: training labels, for the coverage KL (uniform without them);
-    `components`: the mixture component of each fake, for component purity (None: skipped);
+    `components`: the mixture component of each fake, for component purity and the
+    per-component entries (None: skipped);
     `inception`: an `InceptionExtractor` or None. Skipped parts leave their keys out.
     """
     _check_images(real_train, "real_train")
@@ -50,7 +60,8 @@ def evaluate_samples(real_train: np.ndarray, real_test: np.ndarray, fakes: np.nd
     if reference:
         _check_images(real_test, "real_test", like=real_train)
     steps = [name for name, on in (("ndb", ndb is not None), ("domain", classifier is not None),
-                                   ("inception", inception is not None), ("sharpness", True))
+                                   ("inception", inception is not None), ("pixels", True),
+                                   ("copy", reference))
              if on]
     bar = keras.utils.Progbar(len(steps), stateful_metrics=["step"]) if progress else None
     sets = {"": fakes, "ref_": real_test} if reference else {"": fakes}
@@ -68,14 +79,24 @@ def evaluate_samples(real_train: np.ndarray, real_test: np.ndarray, fakes: np.nd
                                ndb_proportions=result["proportions"].tolist(),
                                ndb_train_proportions=ndb.proportions.tolist(),
                                ndb_different=result["different"].tolist())
+                    if components is not None:
+                        out["ndb_component_proportions"] = ndb.proportions_by_component(
+                            images, components, int(np.max(components)) + 1).tolist()
         elif step == "domain":
             out.update(_classifier_metrics(classifier, real_train, sets, train_labels,
                                            components, seed))
         elif step == "inception":
             out.update(_inception_metrics(inception, real_train, sets, seed))
-        else:
+        elif step == "pixels":
             for prefix, images in sets.items():
                 out[f"{prefix}sharpness"] = sharpness.sharpness(images)
+                out.update({f"{prefix}pixel_{k}": v
+                            for k, v in pixels.pixel_statistics(images).items()})
+        else:
+            copy = copying.copy_ratio(fakes, real_train, real_test)
+            out.update(copy_ratio=copy["ratio"],
+                       copy_distance_samples_median=copy["samples_median"],
+                       copy_distance_held_out_median=copy["held_out_median"])
         if bar is not None:
             bar.update(i + 1, values=[("step", i + 1)])
     return out
@@ -113,7 +134,28 @@ def _classifier_metrics(classifier: DomainClassifier, real_train: np.ndarray, se
                        coverage_shares=cov["shares"].tolist())
             if components is not None:
                 purity = clustering.component_purity(components, classes, classifier.num_classes)
-                out.update({f"component_{k}": v for k, v in purity.items()})
+                out.update(component_purity=purity["purity"],
+                           component_classes_generated=purity["classes_generated"],
+                           component_matched_class=purity["matched_class"].tolist())
+                if train_labels is not None:
+                    out.update(_component_pixels(images, components, real_train, train_labels,
+                                                 purity["matched_class"], classifier.num_classes))
+    return out
+
+
+def _component_pixels(fakes: np.ndarray, components: np.ndarray, real_train: np.ndarray,
+                      train_labels: np.ndarray, matched_class: np.ndarray,
+                      num_classes: int) -> dict:
+    """Pixel statistics of each component's fakes beside those of the training images of the
+    class it makes most (NaN for a component without fakes or a class without images)."""
+    own = pixels.group_statistics(fakes, components, len(matched_class))
+    real = pixels.group_statistics(real_train, train_labels, num_classes)
+    out = {}
+    for name, key in (("intensity", "pixel_intensity"), ("ink", "pixel_ink"),
+                      ("sharpness", "sharpness")):
+        out[f"component_{key}"] = own[name].tolist()
+        out[f"matched_class_{key}"] = np.where(matched_class >= 0, real[name][matched_class],
+                                               np.nan).tolist()
     return out
 
 
