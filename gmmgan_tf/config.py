@@ -23,6 +23,7 @@ SUPPORTED_IMAGE_SIZES = (28, 32, 64, 128)
 NATIVE_IMAGE_SIZES = {"mnist_5k": 28, "mnist": 28, "fashion_mnist": 28, "cifar10": 32,
                       "oxford_flowers102": 64}
 FOLDER_IMAGE_SIZE = 64
+DIFF_AUGMENTATIONS = ("color", "translation", "cutout")  # gmmgan_tf/diff_augment.py
 
 
 def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -141,6 +142,21 @@ class Config:
     adversarial_weight: float = _field(1.0, "Weight of L^adversarial.")
     latent_consistency_weight: float = _field(1.0, "Weight of L^{x^,z} (eq. 4).")
     real_fake_consistency_weight: float = _field(1.0, "Weight of L^{x^,x} (eq. 5).")
+
+    # --- levers from the GAN literature (not in the slides; off until measured, DESIGN.md) ---
+    ema_decay: float = _field(
+        0.0, "Keep an exponential moving average of G's variables (Karras et al. 2018, Yazici "
+        "et al. 2019) with this decay (typical 0.999; min(d, n/(n+9)) at G step n), which "
+        "samples, evaluation, --mode=sample/interpolate and the exported generator then use; "
+        "training's fakes still come from G. 0 = off.")
+    diff_augment: str = _field(
+        "", "DiffAugment (Zhao et al. 2020): comma list of color, translation, cutout (e.g. "
+        "translation,cutout), random differentiable transforms applied in that order to real and "
+        "fake images before D (not the PCM). Empty = off.")
+    r1_weight: float = _field(
+        0.0, "gamma of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. "
+        "2018), added to D's loss; with per-component heads each head is penalised on the real "
+        "images eq. 6 weights for it. 0 = off.")
 
     # --- optimisation ------------------------------------------------------------------------
     batch_size: int = _field(32, "M, real images a step (global, over all replicas).")
@@ -280,6 +296,17 @@ class Config:
         _check(self.pcm_pretrain_epochs >= 0, "pcm_pretrain_epochs",
                f"must be >= 0 (got {self.pcm_pretrain_epochs})")
         _check(0 <= self.self_label_threshold < 1, "self_label_threshold", "must be in [0, 1)")
+        _check(0 <= self.ema_decay < 1, "ema_decay",
+               f"must be in [0, 1) (0 = off, typical 0.999; got {self.ema_decay})")
+        augmentations = self.diff_augmentations
+        _check(set(augmentations) <= set(DIFF_AUGMENTATIONS)
+               and len(set(augmentations)) == len(augmentations), "diff_augment",
+               f"want a comma list of distinct names from {DIFF_AUGMENTATIONS} such as "
+               f"translation,cutout, or empty for none; got {self.diff_augment!r}")
+        _check(self.r1_weight >= 0, "r1_weight", f"must be >= 0 (got {self.r1_weight})")
+        _check(not (self.r1_weight and self.gan_loss == "wgan_gp"), "r1_weight",
+               "wgan_gp has its own gradient penalty; drop --r1_weight or use "
+               "--gan_loss=non_saturating or minimax")
         _check(_parse_classes(self.exclude_classes) is not None, "exclude_classes",
                f"want comma-separated distinct class ids >= 0 such as 3 or 3,5; got "
                f"{self.exclude_classes!r}")
@@ -323,6 +350,12 @@ class Config:
     def excluded_classes(self) -> tuple[int, ...]:
         """--exclude_classes as sorted ints (validate() has checked the text)."""
         return _parse_classes(self.exclude_classes) or ()
+
+    @property
+    def diff_augmentations(self) -> tuple[str, ...]:
+        """--diff_augment as a tuple of names, in their order ("" -> ())."""
+        parts = self.diff_augment.split(",") if self.diff_augment.strip() else []
+        return tuple(p.strip() for p in parts)
 
     @property
     def uses_pcm(self) -> bool:

@@ -101,11 +101,12 @@ def check_images(images: tf.Tensor, image_shape: tuple[int, int, int]) -> tf.Ten
 
 def generator_archive(model) -> keras.export.ExportArchive:
     d, k = model.latent_dim, model.num_components
+    generator = model.sampling_generator  # G's moving average with --ema_decay
     archive = keras.export.ExportArchive()
-    archive.track(model.generator)
+    archive.track(generator)
 
     def from_latents(z):
-        return {"images": model.generator(_check_latents(z, d, "z"), training=False)}
+        return {"images": generator(_check_latents(z, d, "z"), training=False)}
 
     def sample_component(component, eps):
         eps = _check_latents(eps, d, "eps")
@@ -117,7 +118,7 @@ def generator_archive(model) -> keras.export.ExportArchive:
              f"component ids must be in [0, {k}): this model has {k} components"),
         ])
         component = tf.reshape(component, [-1])
-        return {"images": model.generator(model.latents(component, eps), training=False)}
+        return {"images": generator(model.latents(component, eps), training=False)}
 
     archive.add_endpoint("serving_default", from_latents,
                          [tf.TensorSpec(None, tf.float32, name="z")])

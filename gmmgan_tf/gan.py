@@ -15,9 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gmmgan_tf import losses
+from gmmgan_tf import diff_augment, losses
 from gmmgan_tf.config import Config
-from gmmgan_tf.networks import augmenter, build_networks
+from gmmgan_tf.networks import Generator, augmenter, build_networks
 from gmmgan_tf.prior import MixturePrior
 
 LOSS_NAMES = ("d_loss", "g_loss", "latent_consistency_loss", "real_fake_consistency_loss",
@@ -49,6 +49,16 @@ class GMMGAN(keras.Model):
             discriminator_units=config.num_components if self.per_component_heads else 1,
             with_pcm=config.uses_pcm, shared_encoder=config.shared_encoder,
             width_multiplier=config.width_multiplier, bn_momentum=config.bn_momentum)
+        # --ema_decay: a second generator that holds G's moving average (_update_ema). Not
+        # trainable, so no optimizer moves it; an attribute, so checkpoints and strategies
+        # carry it.
+        self.generator_ema = None
+        if config.ema_decay:
+            self.generator_ema = Generator(self.image_shape, config.width_multiplier,
+                                           config.bn_momentum, name="generator_ema")
+            self.generator_ema(keras.ops.zeros((1, config.latent_dim)))
+            self.generator_ema.set_weights(self.generator.get_weights())
+            self.generator_ema.trainable = False
         self.noise_seed = keras.random.SeedGenerator(config.seed)
         self.augmenter = None
         if config.uses_pcm and (config.real_augment_consistency_weight
@@ -87,6 +97,13 @@ class GMMGAN(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator of everything made for the user (samples, evaluation, --mode=sample,
+        interpolate and export): G's moving average with --ema_decay, else G. Training's fakes
+        always come from G."""
+        return self.generator if self.generator_ema is None else self.generator_ema
+
     # --- Algorithm 1 -------------------------------------------------------------------------
     def train_step(self, data):
         # `data`: real images; or {"images", "targets": the warm start's responsibilities
@@ -110,8 +127,12 @@ class GMMGAN(keras.Model):
             # x^_i^k = G(z_i^k), all M*K fakes in one generator call; classify x_i and x^_i^k.
             z = self.prior.reparameterize(eps)  # [M, K, d]
             fakes = self.generator(tf.reshape(z, (-1, d)), training=True)
-            real_d, real_c = self._classify(real_images)
-            fake_d, fake_c = self._classify(fakes)  # fake_c: [M*K, K] logits
+            # Not in the slides: D sees --diff_augment's random transforms of both (the PCM
+            # sees the images themselves), and G's gradient passes through them.
+            d_real = self._discriminator_view(real_images)
+            d_fakes = self._discriminator_view(fakes)
+            real_d, real_c = self._classify(real_images, d_real)
+            fake_d, fake_c = self._classify(fakes, d_fakes)  # fake_c: [M*K, K] logits
             fake_d = tf.reshape(fake_d, (batch, k, -1))
             # Head k judges the fakes of component k; a single head judges them all.
             fake_d = tf.linalg.diag_part(fake_d) if self.per_component_heads else fake_d[..., 0]
@@ -134,15 +155,25 @@ class GMMGAN(keras.Model):
                 # weights drop out. The penalty interpolates each real image with its first fake.
                 # One critic step a generator step (n_critic = 1, the simultaneous update of the
                 # other losses) rather than the paper's 5, so that every step costs the same.
-                first_fakes = tf.reshape(fakes, (batch, k, *self.image_shape))[:, 0]
+                # Both are D's views (--diff_augment): the critic is constrained where it looks.
+                first_fakes = tf.reshape(d_fakes, (batch, k, *self.image_shape))[:, 0]
                 penalty = losses.gradient_penalty(
-                    self.discriminator, real_images, tf.stop_gradient(first_fakes),
+                    self.discriminator, d_real, tf.stop_gradient(first_fakes),
                     self.replica_noise((batch, 1, 1, 1), tf.random.stateless_uniform))
                 d_loss = losses.wasserstein_critic_loss(real_d, fake_d, penalty)
                 g_loss = losses.wasserstein_generator_loss(fake_d)
             else:
                 d_loss = losses.discriminator_loss(real_d, fake_d, tf.stop_gradient(r),
                                                    self.per_component_heads)
+                if c.r1_weight:
+                    # Not in the slides: R1 on D's view of the reals, part of D's logged loss
+                    # as WGAN-GP's penalty is of the critic's. Each head on the reals eq. 6
+                    # weights for it (losses.r1_penalty).
+                    weights = (losses.adversarial_weights(tf.stop_gradient(r), True)
+                               if self.per_component_heads else None)
+                    d_loss += losses.r1_penalty(self._global_batch(
+                        losses.squared_input_gradients(self.discriminator, d_real)), weights,
+                        c.r1_weight)
                 g_loss = losses.generator_loss(fake_d, r_for_g, self.per_component_heads,
                                                non_saturating=c.gan_loss == "non_saturating")
             if self.pcm is not None:
@@ -190,6 +221,8 @@ class GMMGAN(keras.Model):
         g_sources = groups["g"] + (groups["prior"] if self.pcm is None else [])
         g_grads = tape.gradient(g_objective, g_sources)
         self._apply("g", g_grads[:len(groups["g"])])
+        if self.generator_ema is not None:  # not in the slides: G's average follows G
+            self._update_ema()
         if self.pcm is None:
             self._apply("prior", g_grads[len(groups["g"]):])
         else:
@@ -215,15 +248,36 @@ class GMMGAN(keras.Model):
             results = {name: value[None] for name, value in results.items()}
         return results
 
-    def _classify(self, images):
-        """D's logits and the PCM's logits (None without a PCM) of a batch of images; with
-        --shared_encoder the encoder runs once for both heads."""
+    def _classify(self, images, d_images):
+        """D's logits of `d_images` (D's view of the images) and the PCM's logits of `images`
+        (None without a PCM); with --shared_encoder and no --diff_augment the encoder runs once
+        for both heads."""
         if self.pcm is None:
-            return self.discriminator(images, training=True), None
-        if self.pcm.encoder is self.discriminator.encoder:
+            return self.discriminator(d_images, training=True), None
+        if self.pcm.encoder is self.discriminator.encoder and d_images is images:
             features = self.discriminator.encoder(images, training=True)
             return self.discriminator.dense(features), self.pcm.dense(features)
-        return self.discriminator(images, training=True), self.pcm(images, training=True)
+        return self.discriminator(d_images, training=True), self.pcm(images, training=True)
+
+    def _discriminator_view(self, images):
+        """What D sees of a batch: --diff_augment's random transforms of it (fresh draws every
+        call, different on every replica), or the images themselves."""
+        policy = self.config.diff_augmentations
+        return diff_augment.augment(images, policy, self.replica_seed()) if policy else images
+
+    def _update_ema(self) -> None:
+        """--ema_decay d: after G's n-th step, w_ema <- d_n w_ema + (1 - d_n) w for every variable
+        of G, with d_n = min(d, n / (n + 9)) (tf.train.ExponentialMovingAverage's num_updates):
+        the average forgets G's random initialisation in short runs (a plain d = 0.999 keeps
+        0.999^625 = 53 % of it after 5 epochs of mnist_5k), and d_n reaches d after 9d/(1-d)
+        steps. BatchNorm's moving statistics are averaged like the weights, so that both cover
+        the same steps: the first layer's pre-BatchNorm activations are linear in its weights,
+        so their mean under the averaged weights is the average of G's means."""
+        n = tf.cast(self.optimizers["g"].iterations, tf.float32)
+        decay = tf.minimum(self.config.ema_decay, n / (n + 9.0))
+        for average, value in zip(self.generator_ema.variables, self.generator.variables,
+                                  strict=True):
+            average.assign(decay * average + (1.0 - decay) * value)
 
     def _real_fake_consistency_inputs(self, fakes, r):
         """C's probabilities [M, K, K] on the fakes that L^{x^,x} (eq. 5) reads, computed on
@@ -245,12 +299,15 @@ class GMMGAN(keras.Model):
         return tf.reshape(probs, (-1, k, k))
 
     def replica_noise(self, shape, sampler=tf.random.stateless_normal) -> tf.Tensor:
-        """N(0, I) noise (or another stateless sampler's), different on every replica: the seed
-        generator's state is mirrored (the same on all replicas), so the replica id is folded
-        into the seed."""
+        """N(0, I) noise (or another stateless sampler's), different on every replica."""
+        return sampler(shape, self.replica_seed())
+
+    def replica_seed(self) -> tf.Tensor:
+        """A fresh stateless seed from the model's seed generator, different on every replica:
+        the generator's state is mirrored (the same on all replicas), so the replica id is
+        folded in."""
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        seed = tf.random.experimental.stateless_fold_in(self.noise_seed.next(), replica)
-        return sampler(shape, seed)
+        return tf.random.experimental.stateless_fold_in(self.noise_seed.next(), replica)
 
     def _global_batch(self, x: tf.Tensor) -> tf.Tensor:
         """This replica's per-example outputs -> the global batch's (concatenated in replica
@@ -295,8 +352,8 @@ class GMMGAN(keras.Model):
     def generate(self, components, eps, batch_size: int = 500) -> np.ndarray:
         """Images [N, H, W, C] in [-1, 1] of the given components and noise, in batches."""
         z = self.latents(components, eps)
-        return np.concatenate([self.generator(z[i:i + batch_size], training=False).numpy()
-                               for i in range(0, len(z), batch_size)])
+        return np.concatenate([self.sampling_generator(z[i:i + batch_size], training=False)
+                               .numpy() for i in range(0, len(z), batch_size)])
 
     def sample(self, per_component: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """`per_component` images of every component (component-major) and their ids."""

@@ -183,6 +183,41 @@ def mode_seeking_loss(fakes: tf.Tensor, z: tf.Tensor) -> tf.Tensor:
     return tf.cond(tf.shape(fakes)[0] >= 2, term, lambda: tf.zeros((), fakes.dtype))
 
 
+# --- R1 (Mescheder et al. 2018): --r1_weight ------------------------------------------------
+def squared_input_gradients(critic, images: tf.Tensor) -> tf.Tensor:
+    """|grad_x f_h(x_n)|^2 [N, H] of every output (head) h of `critic` at every image n; called
+    under an outer tape, differentiable in the critic's weights (a second-order gradient).
+
+    One backward pass a head, of the head's sum over the batch: D treats images independently
+    (no batch statistics), so that sum's gradient at x_n is head h's gradient at x_n alone.
+    """
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(images)
+        scores = critic(images, training=True)
+        heads = [scores[:, h] for h in range(scores.shape[-1])]
+    squared = [tf.reduce_sum(tf.reshape(tape.gradient(head, images) ** 2,
+                                        [tf.shape(images)[0], -1]), axis=1) for head in heads]
+    return tf.stack(squared, axis=1)
+
+
+def r1_penalty(squared_gradients: tf.Tensor, weights: tf.Tensor | None, gamma: float
+               ) -> tf.Tensor:
+    """R1 = (gamma / 2) (1/H) sum_h sum_n a_nh |grad_x D_h(x_n)|^2 over real images x_n, which D
+    minimises beside -L^adversarial: D's gradient on real data is pushed to zero.
+
+    squared_gradients [N, H] from `squared_input_gradients`. a_nh is head h's weight of real
+    image n, each column summing to 1: with per-component heads eq. 6's a_nk = r_nk / sum_n' r_n'k
+    (`adversarial_weights`), so each head is penalised on the real images it judges (GAN k's R1
+    on its own data), every head counting equally; `None` (one head) means a_n = 1/N, the
+    paper's gamma/2 E_x |grad_x D(x)|^2.
+    """
+    if weights is None:
+        per_head = tf.reduce_mean(squared_gradients, axis=0)
+    else:
+        per_head = tf.reduce_sum(weights * squared_gradients, axis=0)
+    return 0.5 * gamma * tf.reduce_mean(per_head)
+
+
 # --- WGAN-GP (Gulrajani et al. 2017): --gan_loss=wgan_gp and the adversarial MFA ------------
 WGAN_GP_WEIGHT = 10.0
 

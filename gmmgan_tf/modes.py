@@ -121,7 +121,7 @@ def interpolate(config: Config) -> None:
         outputs["interpolate_3way.png"] = (
             interpolation_latents(model, [0, 1, 2], eps, INTERPOLATION_STEPS), INTERPOLATION_STEPS)
     for name, (z, rows) in outputs.items():
-        pictures = model.generator(z.astype(np.float32), training=False).numpy()
+        pictures = model.sampling_generator(z.astype(np.float32), training=False).numpy()
         out = wd.path(config.workdir, "samples", name)
         images.save_png(out, images.grid(pictures, rows, INTERPOLATION_STEPS))
         print(f"Wrote {out}")

@@ -38,6 +38,10 @@ VARIANTS = {
                             "real_fake_consistency": "marginal_kl",
                             "pcm_adversarial_update": True, "generator_consistency": True},
     "gmm_baseline": {"model": "gmm"},
+    # R1, at a weight where it dominates D's gradient (its per-head weights need the global
+    # batch), and G's moving average; not --diff_augment, whose draws differ between replicas,
+    # as the noise does.
+    "r1_and_ema": {"r1_weight": 100.0, "ema_decay": 0.9},
 }
 
 
@@ -163,15 +167,19 @@ def _equivalence(strategy, overrides: dict) -> dict:
                 optimizer.build(model.variable_groups()[group])
         return model
 
+    def updated(model):  # the trained variables and G's moving average
+        average = model.generator_ema.variables if model.generator_ema is not None else []
+        return model.trainable_variables + average
+
     single, mirrored = make(tf.distribute.get_strategy()), make(strategy)
     for a, b in zip(single.variables, mirrored.variables):
         b.assign(a.numpy())
-    before = [v.numpy().copy() for v in single.trainable_variables]
+    before = [v.numpy().copy() for v in updated(single)]
     single.train_step((tf.constant(images), tf.constant(eps)))
     tf.function(lambda data: strategy.run(mirrored.train_step, args=(data,)))(
         _per_replica(strategy, images, eps))
     worst, worst_name, max_update = 0.0, "", 0.0
-    for start, a, b in zip(before, single.trainable_variables, mirrored.trainable_variables):
+    for start, a, b in zip(before, updated(single), updated(mirrored)):
         da, db = a.numpy() - start, b.numpy() - start
         scale = np.abs(da).max()
         max_update = max(max_update, scale)

@@ -206,3 +206,53 @@ def test_mode_seeking_loss_of_a_batch_of_one_is_zero_with_a_zero_gradient():
     assert float(loss) == 0.0
     for g in grads:
         assert g is None or np.array_equal(tf.convert_to_tensor(g).numpy(), np.zeros_like(g))
+
+
+def linear_critic(kernel):
+    """D_h(x) = w_h . vec(x) + b_h: its input gradient is w_h at every image."""
+    critic = keras.Sequential([keras.Input((2, 2, 2)), keras.layers.Flatten(),
+                               keras.layers.Dense(kernel.shape[1])])
+    critic.layers[-1].set_weights([kernel, np.linspace(-1, 1, kernel.shape[1], dtype=np.float32)])
+    return critic
+
+
+def test_r1_penalty_of_a_linear_critic_is_closed_form_and_differentiable_in_its_weights():
+    # Heads h = 0..2 have |grad_x D_h(x_n)|^2 = |w_h|^2 at every image n, so
+    # R1 = gamma/2 (1/H) sum_h (sum_n a_nh) |w_h|^2, whose gradient in w_h is
+    # gamma (1/H) (sum_n a_nh) w_h.
+    rng = np.random.default_rng(8)
+    kernel = rng.normal(size=(8, 3)).astype(np.float32)
+    critic = linear_critic(kernel)
+    images = tf.constant(rng.normal(size=(5, 2, 2, 2)), tf.float32)
+    weights = rng.uniform(size=(5, 3)).astype(np.float32)  # column sums != 1: the weights count
+    gamma = 3.0
+    squared_norms = (kernel ** 2).sum(0)  # [H]
+    with tf.GradientTape() as tape:
+        squared = losses.squared_input_gradients(critic, images)
+        r1 = losses.r1_penalty(squared, weights, gamma)
+    np.testing.assert_allclose(squared.numpy(), np.tile(squared_norms, (5, 1)), rtol=1e-5)
+    np.testing.assert_allclose(float(r1), gamma / 2 * np.mean(weights.sum(0) * squared_norms),
+                               rtol=1e-5)
+    grad = tape.gradient(r1, critic.layers[-1].kernel)
+    np.testing.assert_allclose(grad.numpy(), gamma / 3 * weights.sum(0) * kernel, rtol=1e-5)
+    # One head, no weights: the paper's gamma/2 mean_n |grad_x D(x_n)|^2.
+    single = linear_critic(kernel[:, :1])
+    np.testing.assert_allclose(
+        float(losses.r1_penalty(losses.squared_input_gradients(single, images), None, gamma)),
+        gamma / 2 * squared_norms[0], rtol=1e-5)
+
+
+def test_r1_squared_gradients_are_per_image_and_per_head():
+    # D_h(x) = (w_h . vec(x))^2 / 2 has input gradient (w_h . x) w_h: its squared norm
+    # (w_h . x_n)^2 |w_h|^2 differs between images and heads, so a gradient of the wrong image
+    # or of the heads' sum shows.
+    rng = np.random.default_rng(9)
+    kernel = rng.normal(size=(8, 3)).astype(np.float32)
+    critic = keras.Sequential([keras.Input((2, 2, 2)), keras.layers.Flatten(),
+                               keras.layers.Dense(3, use_bias=False),
+                               keras.layers.Lambda(lambda s: s ** 2 / 2)])
+    critic.layers[1].set_weights([kernel])
+    images = rng.normal(size=(4, 2, 2, 2)).astype(np.float32)
+    projections = images.reshape(4, -1) @ kernel  # [N, H]: w_h . x_n
+    np.testing.assert_allclose(losses.squared_input_gradients(critic, tf.constant(images)).numpy(),
+                               projections ** 2 * (kernel ** 2).sum(0), rtol=1e-4)

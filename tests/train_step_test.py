@@ -7,25 +7,27 @@ prior's variables, Pr(k|z) from the Gaussian log-densities, head k's logit on co
 the paired fake of eq. 5 and the first fake of the gradient penalty by explicit indices into the
 generator's flat output (row i*K + k is x^_i^k). The slides' loss formulas are the `losses`
 functions, each tested against NumPy in losses_test.py; the terms not in the slides (mode
-seeking, and with a warm start the real-image terms L^{x,warm}, L^{x,self} and L^{x,x'}) are
-written out here from their equations, so that a wrong sign, weight or input in train_step
-shows. The augmenter's random view is replayed from its seed state, as the penalty's noise is.
+seeking, and with a warm start the real-image terms L^{x,warm}, L^{x,self} and L^{x,x'}; R1)
+are written out here from their equations, so that a wrong sign, weight or input in train_step
+shows. The augmenter's random view is replayed from its seed state, as the penalty's noise and
+D's --diff_augment views (diff_augment_test.py checks the transforms) are.
 """
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from gmmgan_tf import losses
+from gmmgan_tf import diff_augment, losses
 from gmmgan_tf.gan import GMMGAN
 
 IMAGE_SHAPE = (28, 28, 1)
 M, K, D = 4, 3, 4
 
 
-def reference(model, real, eps, penalty_eps, targets=None, augmented=None):
+def reference(model, real, eps, penalty_eps, targets=None, augmented=None, d_seeds=None):
     """(losses, gradients per group) of one step, by hand; `targets` are the warm start's
-    responsibilities, `augmented` the augmenter's view of `real`."""
+    responsibilities, `augmented` the augmenter's view of `real`, `d_seeds` the seeds of D's
+    --diff_augment views of the reals and of the fakes."""
     c = model.config
     groups = model.variable_groups()
     per_component = c.discriminator_heads == "per_component" and c.uses_mixture_prior
@@ -38,16 +40,20 @@ def reference(model, real, eps, penalty_eps, targets=None, augmented=None):
             mu, sigma = tf.zeros((1, D)), tf.ones((1, D))
         z = mu + sigma * eps  # [M, K, d]
         fakes = model.generator(tf.reshape(z, (M * K, D)), training=True)
-        d_fake_all = model.discriminator(fakes, training=True)  # [M*K, heads]
+        d_real, d_fakes = real, fakes  # what D sees
+        if c.diff_augmentations:
+            d_real = diff_augment.augment(real, c.diff_augmentations, d_seeds[0])
+            d_fakes = diff_augment.augment(fakes, c.diff_augmentations, d_seeds[1])
+        d_fake_all = model.discriminator(d_fakes, training=True)  # [M*K, heads]
         heads = np.tile(np.arange(K), (M, 1)) if per_component else np.zeros_like(rows)
         fake_d = tf.gather_nd(d_fake_all, np.stack([rows, heads], -1))  # head k on x^_i^k
-        real_d = model.discriminator(real, training=True)
+        real_d = model.discriminator(d_real, training=True)
         real_c = model.pcm(real, training=True) if model.pcm is not None else None
         r = tf.nn.softmax(real_c) if model.pcm is not None else tf.fill((M, K), 1.0 / K)
         out = {}
         if c.gan_loss == "wgan_gp":
-            first = tf.gather(fakes, rows[:, 0])
-            penalty = losses.gradient_penalty(model.discriminator, real,
+            first = tf.gather(d_fakes, rows[:, 0])
+            penalty = losses.gradient_penalty(model.discriminator, d_real,
                                               tf.stop_gradient(first), penalty_eps)
             out["d_loss"] = losses.wasserstein_critic_loss(real_d, fake_d, penalty)
             out["g_loss"] = losses.wasserstein_generator_loss(fake_d)
@@ -57,6 +63,18 @@ def reference(model, real, eps, penalty_eps, targets=None, augmented=None):
             out["g_loss"] = losses.generator_loss(
                 fake_d, r if c.pcm_adversarial_update else tf.stop_gradient(r), per_component,
                 non_saturating=c.gan_loss == "non_saturating")
+            if c.r1_weight:
+                # R1 = gamma/2 (1/H) sum_h sum_i a_ih |grad D_h(x_i)|^2 on D's view of the
+                # reals, a_ih = r_ih / sum_i' r_i'h (K heads) or 1/M (one head); the gradients
+                # from the batch Jacobian [M, H, 28, 28, 1].
+                with tf.GradientTape() as inner:
+                    inner.watch(d_real)
+                    logits = model.discriminator(d_real, training=True)
+                jacobian = inner.batch_jacobian(logits, d_real)
+                squared = tf.reduce_sum(tf.reshape(jacobian ** 2, (M, logits.shape[1], -1)), -1)
+                a = (tf.stop_gradient(r / tf.reduce_sum(r, 0)) if per_component
+                     else tf.fill((M, 1), 1.0 / M))
+                out["d_loss"] += c.r1_weight / 2 * tf.reduce_mean(tf.reduce_sum(a * squared, 0))
         # Mode seeking: mean_{i,k} 1 / (mean|x^_ik - x^_jk| / mean|z_ik - z_jk| + 1e-5), with
         # j = i - 1 (mod M).
         previous = (np.arange(M) - 1) % M
@@ -130,6 +148,12 @@ CASES = {
     # dropped or swapped weight shows.
     "warm_start": dict(pcm_init="embedding", pseudo_label_weight=0.7, self_label_weight=0.5,
                        real_augment_consistency_weight=0.3),
+    # The levers: D's DiffAugment views, R1 with per-component heads, and G's moving average
+    # (which must not make the fakes); one head with the shared encoder (which then runs once
+    # for D's views and once for the PCM's images).
+    "levers": dict(diff_augment="color,translation,cutout", r1_weight=2.0, ema_decay=0.999),
+    "levers_single_head": dict(discriminator_heads="single", shared_encoder=True,
+                               diff_augment="translation,cutout", r1_weight=0.5),
 }
 
 
@@ -150,6 +174,9 @@ def test_a_step_computes_the_losses_and_gradients_of_a_by_hand_recomputation(cas
         # A warm-started PCM is confident: sharpened, some images (not all) pass L^{x,self}'s
         # threshold.
         model.pcm.dense.kernel.assign(30.0 * model.pcm.dense.kernel)
+    if model.generator_ema is not None:  # fakes from the average would differ from G's
+        bias = model.generator_ema.variables[-1]
+        bias.assign(bias + 1.0)
     # The step's other noise: the penalty's interpolation weights, from the model's seed, and
     # the augmenter's view, from its layers' seeds.
     seeds = [model.noise_seed.state] + (model.augmenter.variables
@@ -160,10 +187,14 @@ def test_a_step_computes_the_losses_and_gradients_of_a_by_hand_recomputation(cas
     logs = model.train_step(data)
     for v, state in zip(seeds, seed_states):
         v.assign(state)
+    # The model seed's draws in the step's order: D's views of the reals and of the fakes, then
+    # the penalty's interpolation weights.
+    d_seeds = [model.replica_seed() for _ in range(2)] if model.config.diff_augment else None
     penalty_eps = model.replica_noise((M, 1, 1, 1), tf.random.stateless_uniform)
     augmented = model.augmenter(real, training=True) if model.augmenter is not None else None
 
-    want_losses, want_grads = reference(model, real, eps, penalty_eps, targets, augmented)
+    want_losses, want_grads = reference(model, real, eps, penalty_eps, targets, augmented,
+                                        d_seeds)
     for name, value in want_losses.items():
         assert float(logs[name]) == pytest.approx(value, rel=1e-5, abs=1e-6), name
     assert set(recorded) == set(want_grads) | ({"c"} if model.pcm is not None else set())

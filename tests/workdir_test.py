@@ -71,12 +71,19 @@ def checkpoint_values(workdir):
             if name.endswith("VARIABLE_VALUE") and "save_counter" not in name}
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
+# The levers: G's moving average (checkpointed), D's DiffAugment views (drawn from the
+# checkpointed noise seed) and R1.
+LEVERS = dict(ema_decay=0.9, diff_augment="color,translation,cutout", r1_weight=1.0)
+
+
+@pytest.mark.parametrize("levers", [{}, LEVERS], ids=["default", "levers"])
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, levers):
     def run(workdir, epochs):
         # The default recipe's random parts: noise, mode seeking, and the self-labelling
         # augmenter (threshold 0, so that its views move the PCM from the first step).
         config = dataclasses.replace(
-            tiny_config(diversity_weight=0.1, self_label_weight=1.0, self_label_threshold=0.0),
+            tiny_config(diversity_weight=0.1, self_label_weight=1.0, self_label_threshold=0.0,
+                        **levers),
             workdir=str(workdir), epochs=epochs, steps_per_epoch=2, eval_every=0,
             eval_quality=False)
         return train.train_and_evaluate(config)
@@ -87,6 +94,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path):
     a, b = checkpoint_values(tmp_path / "whole"), checkpoint_values(tmp_path / "parts")
     assert a.keys() == b.keys() and "model/noise_seed_state/.ATTRIBUTES/VARIABLE_VALUE" in a
     assert "model/augmenter_seed_states/2/.ATTRIBUTES/VARIABLE_VALUE" in a
+    assert any(name.startswith("model/generator_ema/") for name in a) == bool(levers)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     for scores in (whole, resumed):
