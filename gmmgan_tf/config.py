@@ -149,6 +149,10 @@ class Config:
         "et al. 2019) with this decay (typical 0.999; min(d, n/(n+9)) at G step n), which "
         "samples, evaluation, --mode=sample/interpolate and the exported generator then use; "
         "training's fakes still come from G. 0 = off.")
+    raw_generator: bool = _field(
+        False, "Generate (samples, evaluation, --mode=sample/interpolate/export) with G itself, "
+        "not with its moving average, in a run trained with --ema_decay: e.g. --mode=evaluate "
+        "--raw_generator compares the two on the same run.")
     diff_augment: str = _field(
         "", "DiffAugment (Zhao et al. 2020): comma list of color, translation, cutout (e.g. "
         "translation,cutout), random differentiable transforms applied in that order to real and "

@@ -100,9 +100,11 @@ class GMMGAN(keras.Model):
     @property
     def sampling_generator(self) -> keras.Model:
         """The generator of everything made for the user (samples, evaluation, --mode=sample,
-        interpolate and export): G's moving average with --ema_decay, else G. Training's fakes
-        always come from G."""
-        return self.generator if self.generator_ema is None else self.generator_ema
+        interpolate and export): G's moving average with --ema_decay (unless --raw_generator),
+        else G. Training's fakes always come from G."""
+        if self.generator_ema is None or self.config.raw_generator:
+            return self.generator
+        return self.generator_ema
 
     # --- Algorithm 1 -------------------------------------------------------------------------
     def train_step(self, data):

@@ -18,7 +18,7 @@ INTERPOLATION_STEPS = 10
 # Options of the evaluating command (not of the trained run) that evaluation obeys.
 EVALUATION_OPTIONS = ("eval_samples", "eval_quality", "ndb_bins", "ndb_samples", "ndb_whitening",
                       "ndb_significance", "ndb_z_threshold", "inception_weights",
-                      "metrics_cache_dir", "seed")
+                      "metrics_cache_dir", "seed", "raw_generator")
 
 
 def evaluate(config: Config) -> None:

@@ -31,7 +31,7 @@ from gmmgan_tf.images import atomic_write_bytes
 RESUMABLE_OPTIONS = frozenset({
     "mode", "workdir", "data_dir", "epochs", "eval_every", "eval_samples", "eval_quality",
     "compare", "sample_rows", "metrics_cache_dir", "inception_weights", "export_dir",
-    "jit_compile", "strategy", "num_virtual_devices", "images", "assign_dir"})
+    "jit_compile", "strategy", "num_virtual_devices", "images", "assign_dir", "raw_generator"})
 
 
 # Checkpoint paths of random-number states (GMMGAN.noise_seed_state and augmenter_seed_states,
