@@ -12,10 +12,10 @@ import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
 from gmmgan_tf import losses, train, warm_start, workdir
-from gmmgan_tf.errors import ConfigError, DataError
+from gmmgan_tf.errors import ConfigError, DataError, write_failure
 
 from conftest import tiny_config
-from faults_test import DAMAGES, FAULTS
+from faults_test import DAMAGES, FAULTS, FILLER, SITUATIONS, _fill, _tmpfs
 
 SETTINGS = warm_start.Settings(num_components=3, autoencoder_steps=150, fit_images=120,
                                neighbors=10, dims=2, seed=0)
@@ -189,6 +189,37 @@ def test_damaged_warm_start_cache_is_rebuilt(blobs_result, tmp_path, monkeypatch
     np.testing.assert_array_equal(rebuilt.responsibilities, result.responsibilities)
     again = warm_start.load(str(tmp_path / "warm_start"), with_models=True)
     np.testing.assert_array_equal(again.responsibilities, result.responsibilities)
+
+
+WARM_START_FULL = next(s for s in SITUATIONS if s.name == "warm-start cache")
+
+
+def test_a_full_disk_keeps_the_cache_it_replaces(blobs_result, tmp_path, monkeypatch):
+    """docs/FAULTS.md's row: the disk fills up while a stale cache is rebuilt (in
+    load_or_compute, as training calls it): one line naming the cache, the old one intact and
+    no temporary files left; after freeing space, the rebuild succeeds."""
+    images, _, result = blobs_result
+    with _tmpfs(tmp_path, {}) as disk:
+        config = _config(os.path.join(disk, "W"))
+        monkeypatch.setattr(warm_start, "compute", lambda *args, **kwargs: result)
+        warm_start.load_or_compute(config, images[1:], log=lambda _: None)
+
+        def fill_then_compute(*args, **kwargs):
+            _fill(disk)
+            return result
+
+        monkeypatch.setattr(warm_start, "compute", fill_then_compute)
+        with pytest.raises(OSError) as failure:  # the images changed: the cache is stale
+            warm_start.load_or_compute(config, images, log=lambda _: None)
+        expected = WARM_START_FULL.outcomes["train"].expect.format(W=config.workdir)
+        assert expected in write_failure(failure.value)
+        directory = os.path.join(config.workdir, "warm_start")
+        warm_start.load(directory, images_hash=warm_start.fingerprint(images[1:]))
+        assert os.listdir(config.workdir) == ["warm_start"]  # no temporary directory
+        os.remove(os.path.join(disk, FILLER))
+        monkeypatch.setattr(warm_start, "compute", lambda *args, **kwargs: result)
+        warm_start.load_or_compute(config, images, log=lambda _: None)
+        warm_start.load(directory, images_hash=warm_start.fingerprint(images))
 
 
 @pytest.mark.parametrize("augment", [False, True])
