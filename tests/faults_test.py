@@ -253,7 +253,7 @@ def _read_only(paths, disk):
         subprocess.run(["mount", "-o", "remount,bind,ro", workdir], check=True)
         yield
     finally:
-        subprocess.run(["umount", workdir], check=True)
+        subprocess.run(["umount", "--lazy", workdir], check=True)
 
 
 FILLER = "filler"  # on the tmpfs beside the cell's directories
@@ -662,7 +662,8 @@ def _tmpfs(tmp_path, run: dict):
     try:
         yield str(disk)
     finally:
-        subprocess.run(["umount", str(disk)], check=True)
+        # Lazy: a failing cell can leave files open on it (TF's event writers).
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
 def _temporaries(root: str) -> list[str]:
