@@ -1,19 +1,22 @@
 """Command line: one absl flag per `Config` field, then dispatch on --mode.
 
-User errors (bad flags, missing data, unwritable workdir, diverged training) end the program
-with one line on stderr and a non-zero exit code, never a traceback.
+User errors (bad flags, missing data, unwritable workdir, a workdir in use, a full disk, diverged
+training) end the program with one line on stderr and a non-zero exit code, never a traceback.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import sys
 import warnings
 
 from absl import app, flags, logging
 
+from gmmgan_tf import lock
 from gmmgan_tf.config import Config
-from gmmgan_tf.errors import TrainingDiverged, UserError
+from gmmgan_tf.errors import Stopped, Terminated, TrainingDiverged, UserError, write_failure
 
 FLAGS = flags.FLAGS
 
@@ -39,7 +42,35 @@ def config_from_flags() -> Config:
     return config.resolved().validate()
 
 
+def written_directory(config: Config) -> tuple[str, str] | None:
+    """(directory, its flag) this command writes into, which it locks: the workdir, or for export
+    and assign their own output directory (they only read the run); None for sample and
+    interpolate (readers, adding one PNG atomically) and for the non-chief workers of a
+    multi-worker run (they write to scratch; the chief holds the lock)."""
+    if config.mode in ("sample", "interpolate"):
+        return None
+    if config.mode == "export":
+        return config.export_dir, "--export_dir"
+    if config.mode == "assign" and config.assign_dir:
+        return config.assign_dir, "--assign_dir"
+    if config.mode == "train" and config.strategy == "multi_worker":
+        import tensorflow as tf
+
+        from gmmgan_tf.distribute import is_chief_task
+
+        if not is_chief_task(tf.distribute.cluster_resolver.TFConfigClusterResolver()):
+            return None
+    return config.workdir, "--workdir"
+
+
 def dispatch(config: Config) -> None:
+    target = written_directory(config)
+    # Before anything is written: a second writer stops here, in about a second.
+    with lock.hold(*target, config.mode) if target else contextlib.nullcontext():
+        run_mode(config)
+
+
+def run_mode(config: Config) -> None:
     from gmmgan_tf.data_check import check_available
 
     check_available(config)  # seconds, not TFDS's minutes of retries, when data is missing
@@ -80,15 +111,30 @@ def main(argv) -> None:
                           "characters)" for arg in argv[1:4])
         _fail(f"unexpected arguments [{shown}{', ...' if len(argv) > 4 else ''}]; options are "
               "--flags (see --helpshort), and every line of a --flagfile must be one")
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         dispatch(config_from_flags())
     except TrainingDiverged as e:
         _fail(str(e), code=3)
     except UserError as e:
         _fail(str(e))
-    except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to resume from the last completed epoch",
-              code=130)
+    except Stopped as e:
+        print(e, flush=True)
+    except KeyboardInterrupt as e:
+        name, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+        _fail(f"{name}: stopped, keeping no half-written file; run the same command again "
+              "(training resumes from its last checkpoint)", code)
+    except Exception as e:  # noqa: BLE001 - only write failures are turned into one line
+        message = write_failure(e)
+        if message is None:
+            raise
+        _fail(message)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -413,16 +413,3 @@ def _check(ok: bool, flag: str, message: str) -> None:
     if not ok:
         raise ConfigError(f"--{flag}: {message}")
 
-
-def check_workdir_writable(workdir: str) -> None:
-    """Fails fast, before any training, when the run directory cannot be written."""
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write_probe")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise ConfigError(
-            f"--workdir: cannot write to {workdir!r} ({e.strerror}); choose a directory you own"
-        ) from None

@@ -33,6 +33,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     resolver = getattr(strategy, "cluster_resolver", None)
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
         return True
+    return is_chief_task(resolver)
+
+
+def is_chief_task(resolver: tf.distribute.cluster_resolver.ClusterResolver) -> bool:
+    """is_chief for the task `resolver` describes (TFConfigClusterResolver(): TF_CONFIG's)."""
     if resolver.task_type in (None, "chief"):
         return True
     return (resolver.task_type == "worker" and resolver.task_id == 0

@@ -41,6 +41,7 @@ import tensorflow as tf
 
 from gmmgan_tf import image_range, novelty, workdir as wd
 from gmmgan_tf.config import Config
+from gmmgan_tf.errors import writing
 from gmmgan_tf.images import atomic_write_bytes
 
 GENERATOR = "gmmgan_generator"
@@ -184,7 +185,8 @@ def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, s
                 raise FileExistsError(f"{final} exists; versions are never overwritten")
             os.makedirs(os.path.dirname(final), exist_ok=True)
             temporary[name] = os.path.join(export_dir, name, f".tmp-{version}-{os.getpid()}")
-            archive.write_out(temporary[name], verbose=False)
+            with writing(final):
+                archive.write_out(temporary[name], verbose=False)
             written[name] = final
         for name, final in written.items():
             os.rename(temporary[name], final)

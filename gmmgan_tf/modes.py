@@ -8,8 +8,8 @@ import sys
 
 import numpy as np
 
-from gmmgan_tf import evaluation, images, projector, workdir as wd
-from gmmgan_tf.config import Config, ConfigError, check_workdir_writable
+from gmmgan_tf import evaluation, images, lock, projector, workdir as wd
+from gmmgan_tf.config import Config, ConfigError
 from gmmgan_tf.metrics import plots, report
 
 INTERPOLATION_STEPS = 10
@@ -55,8 +55,7 @@ def evaluate_workdir(workdir: str, config: Config) -> dict:
 
 def compare(config: Config) -> None:
     """Evaluates each run of --compare (reusing its eval/metrics.json when present) and writes
-    comparison.md and plots under --workdir."""
-    check_workdir_writable(config.workdir)
+    comparison.md and plots under --workdir (held by the caller's lock)."""
     runs = []
     for workdir in [w.strip() for w in config.compare.split(",") if w.strip()]:
         saved = wd.path(workdir, "eval", "metrics.json")
@@ -64,7 +63,8 @@ def compare(config: Config) -> None:
             with open(saved) as f:
                 scores = json.load(f)
         else:
-            scores = evaluate_workdir(workdir, config)
+            with lock.hold(workdir, "--compare", config.mode):  # evaluating writes into it
+                scores = evaluate_workdir(workdir, config)
         runs.append((os.path.basename(os.path.normpath(workdir)), scores))
     table = plots.compare_table([(name, report.scalars(s)) for name, s in runs])
     images.atomic_write_bytes(wd.path(config.workdir, "comparison.md"), table.encode())

@@ -27,6 +27,7 @@ from google.protobuf import text_format
 from tensorboard.plugins import projector
 
 from gmmgan_tf import images as images_lib
+from gmmgan_tf.errors import writing
 
 MAX_IMAGES = 1000
 TENSOR_NAME = "features/.ATTRIBUTES/VARIABLE_VALUE"  # tf.train.Checkpoint(features=...)
@@ -55,7 +56,8 @@ def write(model, images: np.ndarray, labels: np.ndarray, workdir: str,
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(dir=parent, prefix=".projector-")
     try:
-        _write_run(staging, pcm_features(model, images), images, labels, responsibilities)
+        with writing(directory(workdir)):
+            _write_run(staging, pcm_features(model, images), images, labels, responsibilities)
         _replace_dir(staging, directory(workdir))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

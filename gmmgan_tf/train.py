@@ -1,10 +1,15 @@
-"""The training loop: Keras `fit` with checkpoints, TensorBoard, evaluation and a NaN guard."""
+"""The training loop: Keras `fit` with checkpoints, TensorBoard, evaluation, a NaN guard and a
+clean stop on SIGTERM or SIGINT."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import shutil
+import signal
 import sys
+import tempfile
 import time
 
 import keras
@@ -13,8 +18,8 @@ import tensorflow as tf
 
 from gmmgan_tf import data as data_lib
 from gmmgan_tf import evaluation, hparams, images, projector, warm_start, workdir as wd
-from gmmgan_tf.config import Config, check_workdir_writable
-from gmmgan_tf.errors import TrainingDiverged
+from gmmgan_tf.config import Config
+from gmmgan_tf.errors import Stopped, TrainingDiverged
 from gmmgan_tf.distribute import make_strategy, worker_workdir
 from gmmgan_tf.gan import GMMGAN
 from gmmgan_tf.metrics import clustering, report
@@ -39,20 +44,107 @@ class NonFiniteGuard(keras.callbacks.Callback):
                 return
 
 
+class StopOnSignal(keras.callbacks.Callback):
+    """SIGTERM or SIGINT during training: the running step ends, a checkpoint of it is written
+    (mid-epoch here; at an epoch's end by EpochEnd, as always) and training stops; a second
+    signal acts at once. Under multi_worker, TF's PreemptionCheckpointHandler watches SIGTERM
+    instead, so that every worker stops, and checkpoints collectively, after the same step (a
+    Ctrl-C there stops one worker at once, as before)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, checkpointer: wd.Checkpointer, steps: int, strategy):
+        super().__init__()
+        self.checkpointer, self.steps = checkpointer, steps
+        self.resolver = getattr(strategy, "cluster_resolver", None)
+        self.multi_worker = self.resolver is not None and bool(self.resolver.cluster_spec().jobs)
+        self.offset = 0  # steps of the current epoch done before this fit
+        self.epoch = 0
+        self.received: str | None = None  # the signal's name
+        self.stopped: tuple[int, int] | None = None  # (epoch, steps done in it)
+        self.preemption = None
+        self._previous = {}
+
+    @contextlib.contextmanager
+    def watching(self):
+        """Handles the signals for the `with` block (the fits), then restores the handlers."""
+        self._previous = {s: signal.getsignal(s) for s in self.SIGNALS}
+        scratch = None
+        try:
+            if self.multi_worker:
+                # Its own checkpoint (the steps it counted) and a non-chief's workertemp_<i>/
+                # beside it go to scratch; ours is written by save_fn.
+                scratch = tempfile.mkdtemp(prefix="gmmgan-preemption-")
+                self.preemption = tf.distribute.experimental.PreemptionCheckpointHandler(
+                    self.resolver, tf.train.Checkpoint(), os.path.join(scratch, "checkpoints"),
+                    tf.distribute.experimental.TerminationConfig(
+                        exit_fn=lambda: None, save_fn=self._stop))
+            else:
+                for s in self.SIGNALS:
+                    signal.signal(s, self._receive)
+            yield
+        finally:
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)
+            self.preemption = None
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def _receive(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+        for s, handler in self._previous.items():  # a second signal: what it did before
+            signal.signal(s, handler)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.stop_training:  # NonFiniteGuard's stop: nothing to checkpoint
+            return
+        step = self.offset + batch + 1
+        if self.preemption is not None:
+            self.preemption.save_checkpoint_if_preempted(step)  # -> _stop on the agreed step
+        elif self.received:
+            self._stop(step)
+
+    def _stop(self, step: int) -> None:
+        self.stopped = (self.epoch, step)
+        if self.mid_epoch:
+            self.checkpointer.save(self.epoch, step)
+        self.model.stop_training = True
+
+    @property
+    def mid_epoch(self) -> bool:
+        return self.stopped is not None and self.stopped[1] < self.steps
+
+    def raise_if_stopped(self, epochs: int) -> None:
+        """Stopped, with its one line, when a signal came during the fits."""
+        name = self.received or "SIGTERM"  # under multi_worker, TF's handler received it
+        latest = self.checkpointer.manager.latest_checkpoint
+        if self.stopped:
+            where = (f"step {self.stopped[1]} of epoch {self.stopped[0] + 1}" if self.mid_epoch
+                     else f"epoch {self.stopped[0] + 1}")
+            raise Stopped(f"{name}: training stopped after {where} and wrote {latest}; run the "
+                          "same command again to resume from there")
+        if self.received:  # after the last step: only the samples and metrics are left
+            raise Stopped(f"{name}: all {epochs} epochs are trained and in {latest}; run the "
+                          "same command again to write samples.png and metrics.json")
+
+
 class EpochEnd(keras.callbacks.Callback):
     """Checkpoint, per-component sample grid and evaluation after every completed epoch. The
     evaluation scores the validation split (`validation` is its for_scoring bundle; None: no
     validation split, no evaluation): the test split waits for the end of the run."""
 
     def __init__(self, config: Config, validation, checkpointer: wd.Checkpointer,
-                 guard: NonFiniteGuard):
+                 guard: NonFiniteGuard, stop: StopOnSignal):
         super().__init__()
         self.config, self.validation = config, validation
-        self.checkpointer, self.guard = checkpointer, guard
+        self.checkpointer, self.guard, self.stop = checkpointer, guard, stop
         self.writer = tf.summary.create_file_writer(wd.path(config.workdir, "tensorboard", "eval"))
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.guard.failure:
+        if self.guard.failure or self.stop.mid_epoch:  # an incomplete epoch: no epoch's end
             return
         self.checkpointer.save(epoch + 1)
         with self.writer.as_default(step=epoch + 1):
@@ -82,8 +174,8 @@ def build_model(config: Config, image_shape, strategy: tf.distribute.Strategy) -
 
 
 def train_and_evaluate(config: Config) -> dict:
-    """Trains (resuming from the workdir's last checkpoint) and writes samples and metrics."""
-    check_workdir_writable(config.workdir)
+    """Trains (resuming from the workdir's last checkpoint) and writes samples and metrics.
+    Raises Stopped when SIGTERM or SIGINT stopped the training (StopOnSignal)."""
     wd.save_config(config)
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config)
@@ -98,45 +190,63 @@ def train_and_evaluate(config: Config) -> dict:
               "the run, which scores the test split.", flush=True)
     model = build_model(config, bundle.image_shape, strategy)
     # Non-chief workers of a multi-worker run write everything to scratch (see worker_workdir).
-    shared_workdir = config.workdir
-    config = dataclasses.replace(config, workdir=worker_workdir(config.workdir, strategy))
-    checkpointer = wd.Checkpointer(model, config.workdir, restore_from=shared_workdir)
+    scratch = worker_workdir(config.workdir, strategy)
+    try:
+        return _train(model, bundle, validation, strategy,
+                      dataclasses.replace(config, workdir=scratch), restore_from=config.workdir)
+    finally:
+        if scratch != config.workdir:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train(model, bundle, validation, strategy, config: Config, restore_from: str) -> dict:
+    checkpointer = wd.Checkpointer(model, config.workdir, restore_from=restore_from)
     initial_epoch = checkpointer.restore_latest()
+    initial_step = int(checkpointer.step.numpy())
     hparams.write_config(config)  # after the restore, which can fail: then no file is written
-    if initial_epoch:
-        print(f"Resuming {config.workdir} after epoch {initial_epoch}.", flush=True)
+    if checkpointer.restored:
+        print(f"Resuming {config.workdir} after {checkpointer.position()}.", flush=True)
 
     targets, warm_start_scores = None, {}
     if config.uses_warm_start:
         targets, warm_start_scores = warm_start_targets(model, bundle, validation, config,
-                                                        fresh=initial_epoch == 0)
+                                                        fresh=not checkpointer.restored)
     steps = config.steps_per_epoch or len(bundle.train_images) // config.batch_size
     guard = NonFiniteGuard()
+    stop = StopOnSignal(checkpointer, steps, strategy)
     callbacks = [
         guard,
-        EpochEnd(config, validation, checkpointer, guard),
+        stop,
+        EpochEnd(config, validation, checkpointer, guard, stop),
         keras.callbacks.TensorBoard(wd.path(config.workdir, "tensorboard"), write_graph=False),
     ]
+    # An epoch a signal interrupted ends first (a fit of its remaining steps), then the others.
+    # Each fit skips the batches trained on before, so that the run sees the batches an
+    # uninterrupted one would. (The resumed epoch's logged mean losses are of its later steps.)
+    fits = [(initial_epoch, min(initial_epoch + 1, config.epochs), initial_step)] \
+        if initial_step else []
+    fits.append((initial_epoch + (1 if initial_step else 0), config.epochs, 0))
     start = time.time()
-    if initial_epoch < config.epochs:
-        # A resumed run skips the batches it already trained on, as an uninterrupted one would.
-        dataset = bundle.train_dataset(config.batch_size, config.seed, targets).skip(
-            initial_epoch * steps)
-        model.fit(dataset, epochs=config.epochs,
-                  steps_per_epoch=steps, initial_epoch=initial_epoch, callbacks=callbacks,
-                  verbose=1 if sys.stdout.isatty() else 2)
+    with stop.watching():
+        for first, end, done in fits:
+            if first >= end or guard.failure or stop.stopped:
+                continue
+            stop.offset = done
+            dataset = bundle.train_dataset(config.batch_size, config.seed, targets).skip(
+                first * steps + done)
+            model.fit(dataset, epochs=end, steps_per_epoch=steps - done, initial_epoch=first,
+                      callbacks=callbacks, verbose=1 if sys.stdout.isatty() else 2)
     if guard.failure:
         raise TrainingDiverged(
             f"training stopped: {guard.failure}; the last good checkpoint "
             f"({checkpointer.manager.latest_checkpoint or 'none'}) is kept; lower the learning "
             "rates or change the loss weights and run the same command to resume")
+    stop.raise_if_stopped(config.epochs)
     metrics = finalize(model, bundle, validation, config)
     metrics.update(warm_start_scores)
     metrics["train_seconds_this_session"] = round(time.time() - start, 1)
     wd.write_json(wd.path(config.workdir, "metrics.json"), metrics)
     hparams.write_final_metrics(config.workdir, metrics, step=config.epochs)
-    if config.workdir != shared_workdir:
-        shutil.rmtree(config.workdir, ignore_errors=True)
     return metrics
 
 

@@ -51,7 +51,7 @@ from scipy.special import softmax
 
 from gmmgan_tf import losses
 from gmmgan_tf.config import Config
-from gmmgan_tf.errors import ConfigError, DataError
+from gmmgan_tf.errors import ConfigError, DataError, writing
 from gmmgan_tf.networks import Encoder, Head, augmenter
 
 CACHE_DIR = "warm_start"
@@ -446,7 +446,8 @@ def load_or_compute(config: Config, images: np.ndarray, log=print, reference=Non
     result = compute(images, settings, log)
     if reference is not None:
         result = numbered_like(result, reference(), log)
-    save(result, directory, settings, images_hash)
+    with writing(directory):
+        save(result, directory, settings, images_hash)
     log(f"Warm start: {time.time() - start:.0f} s ({result.seconds}), cached in {directory}")
     return result
 

@@ -2,13 +2,16 @@
 
     <workdir>/flags.cfg       the full resolved flag set (replay: --flagfile=<workdir>/flags.cfg)
     <workdir>/config.json     the same, machine-readable
-    <workdir>/checkpoints/    tf.train.CheckpointManager (model, optimizers, epoch)
+    <workdir>/.lock           while a command writes into it: which one (lock.py)
+    <workdir>/checkpoints/    tf.train.CheckpointManager (model, optimizers, epoch, step)
     <workdir>/tensorboard/    train/ (Keras scalars), eval/ (metrics, per-component grids)
     <workdir>/samples.png     one row per component
     <workdir>/metrics.json    final quality numbers
 
 Checkpoints are atomic: TF writes the new files first and then atomically renames the
-`checkpoint` index that points at them, so a kill at any moment leaves the last complete one.
+`checkpoint` index that points at them, so a kill at any moment leaves the last complete one;
+a save that fails (a full disk) removes its temporary files. ckpt-<n> holds epoch n complete,
+or, written when a signal stopped training (train.py), epoch n up to the step it had reached.
 Damage from outside (a full disk, a partial copy, a crashed sync) is survived too: restoring
 skips every checkpoint that cannot be read, with one line each, and uses the newest intact one;
 a damaged `checkpoint` state file is rebuilt from the ckpt-* files present (docs/FAULTS.md).
@@ -21,10 +24,12 @@ import json
 import logging
 import os
 import re
+import shutil
 
 import tensorflow as tf
 
 from gmmgan_tf.config import Config, ConfigError
+from gmmgan_tf.errors import writing
 from gmmgan_tf.images import atomic_write_bytes
 
 # Options that may change between an interrupted run and its resumption.
@@ -129,14 +134,16 @@ CHECKPOINT_NAME = "ckpt"
 
 
 class Checkpointer:
-    """Model + optimizers + the number of completed epochs."""
+    """Model + optimizers + the number of completed epochs + the steps done in the next one
+    (0 but in a checkpoint written when a signal stopped training mid-epoch)."""
 
     def __init__(self, model, workdir: str, max_to_keep: int = 3, restore_from: str = ""):
         """Saves under <workdir>/checkpoints and resumes from <restore_from or workdir>/checkpoints
         (a non-chief worker saves to scratch and resumes from the chief's)."""
         self.restore_dir = path(restore_from or workdir, "checkpoints")
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = tf.train.Checkpoint(model=model, epoch=self.epoch,
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(model=model, epoch=self.epoch, step=self.step,
                                               **getattr(model, "optimizers", {}))
         self.restored: str | None = None  # the prefix restore_latest used
         save_dir = path(workdir, "checkpoints")
@@ -151,10 +158,12 @@ class Checkpointer:
 
     def restore_latest(self) -> int:
         """Restores the newest checkpoint that can be read, skipping damaged ones with one line
-        each; returns the number of completed epochs (0 without checkpoints). Raises ConfigError,
-        deleting nothing, when there are checkpoints and none can be read."""
+        each; returns the number of completed epochs (0 without checkpoints; `step` holds the
+        steps done after them). Raises ConfigError, deleting nothing, when there are
+        checkpoints and none can be read."""
         prefixes = self.candidates()
         for prefix in prefixes:
+            self.step.assign(0)  # checkpoints from before `step` was saved lack it
             try:
                 self.restore(prefix)
             except CHECKPOINT_READ_ERRORS as e:
@@ -176,8 +185,13 @@ class Checkpointer:
         if not self.candidates():
             raise ConfigError(missing)
         done = self.restore_latest()
-        print(f"Using {self.restored} (epoch {done}).", flush=True)
+        print(f"Using {self.restored} ({self.position()}).", flush=True)
         return done
+
+    def position(self) -> str:
+        """Where the restored checkpoint is: 'epoch e', or 'step s of epoch e' mid-epoch."""
+        epoch, step = int(self.epoch.numpy()), int(self.step.numpy())
+        return f"step {step} of epoch {epoch + 1}" if step else f"epoch {epoch}"
 
     def restore(self, checkpoint_path: str) -> None:
         """Restores every variable of the model (and of its optimizers, when built) from one
@@ -192,9 +206,15 @@ class Checkpointer:
             status.assert_existing_objects_matched()
         except AssertionError as e:
             count = re.search(r"Found (\d+)", str(e))
-            missing = re.findall(r"path=([^,\s]+)", str(e))
-            if count and int(count.group(1)) == len(missing) and all(
-                    RANDOM_STATES.match(name) for name in missing):
+            # Keras variables show as path=..., tf.Variables (epoch, step) as <tf.Variable 'step:0'.
+            named = ["".join(groups) for groups in
+                     re.findall(r"path=([^,\s]+)|<tf\.Variable '([^':]+)", str(e))]
+            # Checkpoints from before `step` was saved lack it: all are of an epoch's end.
+            missing = [name for name in named if name != "step"]
+            listed = count and int(count.group(1)) == len(named)
+            if listed and not missing:
+                return
+            if listed and all(RANDOM_STATES.match(name) for name in missing):
                 print(f"warning: {checkpoint_path} predates the saved random states; a resumed "
                       "run draws other noise and augmentations than an uninterrupted one would",
                       flush=True)
@@ -205,9 +225,20 @@ class Checkpointer:
                 f"of this model (e.g. {names or 'see the TensorFlow log'}); it was "
                 "written by another model or version: train into a new --workdir") from None
 
-    def save(self, completed_epochs: int) -> str:
+    def save(self, completed_epochs: int, step: int = 0) -> str:
+        """Saves ckpt-<completed_epochs>, or with `step` steps of the next epoch done,
+        ckpt-<completed_epochs + 1> (which that epoch's end overwrites)."""
         self.epoch.assign(completed_epochs)
-        return self.manager.save(checkpoint_number=completed_epochs)
+        self.step.assign(step)
+        number = completed_epochs + (1 if step else 0)
+        prefix = path(self.manager.directory, f"{CHECKPOINT_NAME}-{number}")
+        try:
+            with writing(prefix):
+                return self.manager.save(checkpoint_number=number)
+        except BaseException:
+            # SaveV2's partial data (a full disk, a signal): space the rerun will need.
+            shutil.rmtree(f"{prefix}_temp", ignore_errors=True)
+            raise
 
 
 def _first_line(error: Exception) -> str:

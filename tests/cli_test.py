@@ -1,9 +1,11 @@
-"""The command line end to end: flag errors, a smoke run, resume after kill -9, NaN guard."""
+"""The command line end to end: flag errors, a smoke run, resume after kill -9, NaN guard, the
+workdir's lock, a full disk."""
 import dataclasses
 import glob
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -185,8 +187,65 @@ def test_kill_9_during_training_then_the_same_command_resumes_from_the_last_epoc
     # --epochs may change on resumption: one more epoch than the kill left.
     result = main_py(*args, f"--epochs={done + 1}")
     assert result.returncode == 0, result.stderr[-2000:]
+    # The killed process could not release the workdir's lock: taken over, with one line.
+    assert f"taking over the lock of PID {process.pid} on host" in result.stdout
     assert f"after epoch {done}." in result.stdout
     assert f"ckpt-{done + 1}" in open(index).readline()
+
+
+def test_a_second_writer_is_refused_at_once_naming_the_first(tmp_path):
+    workdir = str(tmp_path / "run")
+    first = subprocess.Popen([sys.executable, "main.py", "--flagfile=flags/smoke.cfg",
+                              f"--workdir={workdir}", "--epochs=1000"], cwd=ROOT, env=ENV,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lock_file = os.path.join(workdir, ".lock")
+        deadline = time.time() + 120
+        while time.time() < deadline and first.poll() is None and not (
+                os.path.exists(lock_file) and os.path.getsize(lock_file)):
+            time.sleep(0.1)
+        assert first.poll() is None and os.path.getsize(lock_file), "the first never held it"
+        start = time.time()
+        second = main_py("--flagfile=flags/smoke.cfg", f"--workdir={workdir}", timeout=60)
+        assert time.time() - start < 5  # before it loads TensorFlow
+        assert second.returncode == 2
+        assert second.stderr.splitlines() == [
+            f"error: --workdir: {workdir!r} is in use by PID {first.pid} on host "
+            f"{socket.gethostname()}, --mode=train; wait for that command to end (or stop it), "
+            "or use another --workdir"]
+        assert first.poll() is None  # untouched
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=120)
+    assert first.returncode in (0, 143), stderr[-2000:]  # in training, or still loading
+    assert not os.path.exists(lock_file)  # released
+
+
+@pytest.mark.slow
+def test_a_full_disk_ends_with_one_line_and_a_rerun_after_freeing_space_finishes(tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs (needs root)")
+    try:
+        workdir = str(disk / "run")
+        args = ["--flagfile=flags/smoke.cfg", f"--workdir={workdir}"]
+        full = main_py(*args)
+        assert full.returncode == 2, full.stderr[-2000:]
+        assert "Traceback" not in full.stderr
+        line, = [line for line in full.stderr.splitlines() if line.startswith("error: ")]
+        assert line.startswith(f"error: cannot write {workdir}/") and "the disk is full" in line
+        assert not os.path.exists(os.path.join(workdir, "metrics.json"))
+        assert not glob.glob(os.path.join(workdir, "**", "*_temp"), recursive=True)
+        subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)
+        rerun = main_py(*args)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        assert "warning: skipping checkpoint" not in rerun.stdout  # every one was complete
+        assert json.load(open(os.path.join(workdir, "metrics.json")))["epochs"] == 2
+    finally:
+        # Lazy: a failing run can leave files open on it (TF's event writers).
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
 def test_nan_losses_stop_training_and_keep_the_last_good_checkpoint(tmp_path, monkeypatch):

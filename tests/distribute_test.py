@@ -1,6 +1,6 @@
 """tf.distribute: a 2-replica MirroredStrategy step equals a 1-device step on the same global
 batch and noise, replicas draw different noise, and a two-process MultiWorkerMirroredStrategy
-run checkpoints from the chief only and resumes.
+run checkpoints from the chief only, resumes, and stops cleanly when a worker gets SIGTERM.
 
 Splitting the CPU into logical devices must happen before TensorFlow initialises it, so the
 strategy scenarios run in a fresh interpreter: `python tests/distribute_test.py <scenario>`
@@ -8,9 +8,12 @@ prints one JSON line.
 """
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -78,7 +81,7 @@ def _free_ports(n):
     return ports
 
 
-def _train_two_workers(workdir, scratch, epochs):
+def _start_two_workers(workdir, scratch, epochs, steps_per_epoch=2):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     workers = []
     for index in range(2):
@@ -87,14 +90,22 @@ def _train_two_workers(workdir, scratch, epochs):
         workers.append(subprocess.Popen(
             [sys.executable, "main.py", "--flagfile=flags/smoke.cfg", f"--workdir={workdir}",
              "--strategy=multi_worker", f"--epochs={epochs}", "--eval_every=0",
-             "--steps_per_epoch=2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
+             f"--steps_per_epoch={steps_per_epoch}"], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return workers
+
+
+def _outputs(workers):
     outputs = []
     for worker in workers:
         stdout, stderr = worker.communicate(timeout=300)
         assert worker.returncode == 0, stderr[-3000:]
         outputs.append(stdout)
     return outputs
+
+
+def _train_two_workers(workdir, scratch, epochs, steps_per_epoch=2):
+    return _outputs(_start_two_workers(workdir, scratch, epochs, steps_per_epoch))
 
 
 @pytest.mark.slow
@@ -113,6 +124,41 @@ def test_multi_worker_checkpoints_from_the_chief_and_resumes(tmp_path):
     assert "ckpt-2.index" in os.listdir(workdir / "checkpoints")
     assert os.listdir(scratch[1]) == []
     assert json.load(open(workdir / "metrics.json"))["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_a_worker_receiving_sigterm_stops_both_after_the_same_step_and_they_resume(tmp_path):
+    """TF's PreemptionCheckpointHandler: SIGTERM to one worker, and both finish the same step,
+    checkpoint it (collectively, the chief's copy kept), exit 0 with one line; then resume."""
+    workdir = tmp_path / "run"
+    scratch = [tmp_path / "scratch0", tmp_path / "scratch1"]
+    for s in scratch:
+        s.mkdir()
+    workers = _start_two_workers(workdir, scratch, epochs=1000, steps_per_epoch=50)
+    try:
+        state = workdir / "checkpoints" / "checkpoint"
+        deadline = time.time() + 240
+        while time.time() < deadline and not state.exists() and workers[1].poll() is None:
+            time.sleep(0.2)
+        assert state.exists(), "no epoch ended"
+        workers[1].send_signal(signal.SIGTERM)  # the non-chief: the chief learns it from TF
+        outputs = _outputs(workers)
+    finally:
+        for worker in workers:
+            worker.kill()
+    lines = [[line for line in out.splitlines() if line.startswith("SIGTERM: training stopped")]
+             for out in outputs]
+    assert len(lines[0]) == len(lines[1]) == 1, outputs
+    stopped = re.search(r"after (step (\d+) of )?epoch (\d+)", lines[0][0])
+    assert stopped.group(0) in lines[1][0]  # the same step on both
+    epoch = int(stopped.group(3))
+    assert f"ckpt-{epoch}" in open(state).readline()
+    assert os.listdir(scratch[1]) == []
+    # Resume: to the end of the epoch it stopped in (or one more, if it stopped at its end).
+    outputs = _train_two_workers(workdir, scratch, epochs=epoch + (0 if stopped.group(1) else 1),
+                                 steps_per_epoch=50)
+    assert all(re.search(rf"Resuming \S+ {stopped.group(0)}\.", out) for out in outputs), outputs
+    assert json.load(open(workdir / "metrics.json"))["epochs"] >= epoch
 
 
 # --- scenarios, run in a fresh interpreter ----------------------------------------------------

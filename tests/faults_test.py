@@ -4,18 +4,26 @@ the command line's entry functions (in-process: `cli.parse_flags` + `cli.main`, 
 
 Every cell expects a one-line error (exit 2, nothing changed on disk) or a documented fallback
 (exit 0, outputs equal to those of an undamaged run of the epoch it falls back to); a traceback
-fails the cell. docs/FAULTS.md is generated from FAULTS below: `python tests/faults_test.py`
-rewrites it, and test_docs_table_is_up_to_date checks it. Cells not in FAST run under
-`make test-slow` (the table marks them).
+fails the cell. SITUATIONS do the same for faults of a run's surroundings: another command
+holding the workdir, a full disk, a read-only workdir, a signal. docs/FAULTS.md is generated from
+FAULTS and SITUATIONS: `python tests/faults_test.py` rewrites it, and
+test_docs_table_is_up_to_date checks it. Cells not in FAST run under `make test-slow` (the table
+marks them).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fnmatch
 import glob
 import hashlib
+import importlib
 import json
 import os
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 
 import numpy as np
@@ -48,11 +56,13 @@ DAMAGES = {"truncate": _truncate, "zeros": _zeros, "random": _random, "delete": 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    kind: str    # "error": exit 2, one line, no file changed; "ok": exit 0, the outputs of an
-    #              undamaged run at `epoch`; "new_version": an export beside the damaged one
+    kind: str    # "error": exit `code`, one line, no file changed; "ok": exit 0, the outputs of an
+    #              undamaged run at `epoch`; "new_version": an export beside the damaged one;
+    #              "disk_full" and "stopped": see _check_situation
     expect: str  # a fragment of stderr (error; "a||b": either) or of stdout (the others); "" none
     docs: str    # the table's words
     epoch: int = 0  # the checkpoint the outputs must come from (GAN: 1 or 2, MFA: 3 or 4)
+    code: int = 2  # of an error
 
 
 def error(fragment: str, docs: str) -> Outcome:
@@ -103,6 +113,7 @@ MODES = {
     "sample": "--mode=sample --workdir={W}",
     "interpolate": "--mode=interpolate --workdir={W}",
     "export": "--mode=export --workdir={W} --export_dir={W}/saved_models",
+    "assign": "--mode=assign --workdir={W} --images={I}/digits.npy",
     "mfa train": "--model=mfa --dataset=mnist_5k --workdir={W} --mfa_components=5 "
                  "--mfa_factors=3 --mfa_iterations=4 --batch_size=250 " + MFA_OPTIONS,
     "mfa evaluate": "--mode=evaluate --workdir={W} " + MFA_OPTIONS,
@@ -183,6 +194,219 @@ FAULTS = [
     Fault("warm-start cache", "{W}/warm_start/*",
           {"train": Outcome("ok", "rebuilding", "rebuilt (one line); the same clustering")},
           tested_in="tests/warm_start_test.py::test_damaged_warm_start_cache_is_rebuilt"),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Situations: faults of a run's surroundings, not of one of its files. A cell runs a mode on a
+# copy of the GAN workdir while `during` (a context manager factory, given the copy's paths and
+# the tmpfs it is on) sets the situation up: another command holding W's lock, a lock left by a
+# killed command, a read-only W (a read-only bind mount), a full disk (the tmpfs fills up just
+# before the mode writes a file kind), a signal at a chosen moment.
+
+@dataclasses.dataclass(frozen=True)
+class Situation:
+    name: str          # the table's "file" column
+    files: tuple       # the file kind concerned, as globs relative to W ("" for none)
+    fault: str         # the table's "damage" column
+    outcomes: dict     # mode -> Outcome
+    during: object     # (paths, disk) -> context manager
+    fast: tuple = ()   # the modes `make test` runs; the others run under `make test-slow`
+    tested_in: str = ""  # its cells run in another test module, from this row
+
+
+def _holding_lock(*directories):
+    """Another process holds the locks of `directories` (under W) during the cell."""
+    @contextlib.contextmanager
+    def during(paths, disk):
+        code = ("import sys, time, contextlib; from gmmgan_tf import lock\n"
+                "with contextlib.ExitStack() as stack:\n"
+                "    for d in sys.argv[1:]: stack.enter_context(lock.hold(d, mode='train'))\n"
+                "    print('held', flush=True); time.sleep(600)\n")
+        holder = subprocess.Popen(
+            [sys.executable, "-c", code, *(d.format(**paths) for d in directories)], cwd=ROOT,
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline() == "held\n"
+            yield
+        finally:
+            holder.kill()
+            holder.wait()
+    return during
+
+
+@contextlib.contextmanager
+def _lock_left_by_a_killed_command(paths, disk):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with open(os.path.join(paths["W"], ".lock"), "w") as f:
+        json.dump({"pid": dead.pid, "host": socket.gethostname(), "mode": "train"}, f)
+    yield
+
+
+@contextlib.contextmanager
+def _read_only(paths, disk):
+    workdir = paths["W"]
+    if subprocess.run(["mount", "--bind", workdir, workdir], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount (needs root)")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", workdir], check=True)
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", workdir], check=True)
+
+
+FILLER = "filler"  # on the tmpfs beside the cell's directories
+
+
+def _fill(disk: str) -> None:
+    with open(os.path.join(disk, FILLER), "ab") as f:
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+                f.flush()
+        except OSError:
+            pass
+
+
+def _full_disk(writer: str = "", when=lambda *args, **kwargs: True):
+    """The disk fills up just before `writer` ("module:attribute[.method]") writes (when
+    `when(*its arguments)`), or, without a writer, before the command starts."""
+    @contextlib.contextmanager
+    def during(paths, disk):
+        if not writer:
+            _fill(disk)
+            yield
+            return
+        module, _, name = writer.partition(":")
+        owner = importlib.import_module(module)
+        *parents, attribute = name.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        original = getattr(owner, attribute)
+
+        def fill_then_write(*args, **kwargs):
+            if when(*args, **kwargs):
+                _fill(disk)
+            return original(*args, **kwargs)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(owner, attribute, fill_then_write)
+            yield
+    return during
+
+
+def _signal_at_first_step(signum):
+    """`signum` arrives during the first training step of the command."""
+    @contextlib.contextmanager
+    def during(paths, disk):
+        from gmmgan_tf import train
+
+        batch_end = train.NonFiniteGuard.on_train_batch_end
+        sent = []
+
+        def signal_once(self, batch, logs=None):
+            batch_end(self, batch, logs)
+            if not sent:
+                sent.append(os.kill(os.getpid(), signum))
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(train.NonFiniteGuard, "on_train_batch_end", signal_once)
+            yield
+    return during
+
+
+@contextlib.contextmanager
+def _sigterm_during_export(paths, disk):
+    """SIGTERM arrives when the generator's version is written, before the PCM's."""
+    import keras
+
+    archive = type(keras.export.ExportArchive())  # the backend's class
+    write_out = archive.write_out
+    calls = []
+
+    def write_then_signal(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return write_out(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(archive, "write_out", write_then_signal)
+        yield
+
+
+def disk_full(file: str, docs: str = "") -> Outcome:
+    return Outcome("disk_full", f"cannot write {file}: the disk is full",
+                   docs or f"one line naming {file.replace('{W}', 'W')}, the earlier files "
+                           "intact; after freeing space it completes")
+
+
+IN_USE = error("is in use by PID", "error naming the holder's PID and host")
+READER = Outcome("ok", "", "runs (a reader: takes no lock)", epoch=2)
+STOPPED = Outcome("stopped", "training stopped after step 1 of epoch 3",
+                  "the step ends, ckpt-3 holds it, exit 0 with one line; the same command "
+                  "resumes at step 2")
+CANNOT_WRITE = error("cannot write to", "error: cannot write to the directory")
+READ_ONLY = error("Read-only file system", "error naming the file it could not write")
+SITUATIONS = [
+    Situation("workdir", ("",), "another command holds it",
+              {**_each(("train", "evaluate", "export", "assign"), IN_USE),
+               **_each(("sample", "interpolate"), READER)},
+              _holding_lock("{W}", "{W}/saved_models"), fast=("train", "export", "sample")),
+    Situation("workdir", (".lock",), "lock left by a killed command",
+              _each(("train", "evaluate"), Outcome(
+                  "ok", "taking over the lock of PID", "taken over (one line); runs", epoch=2)),
+              _lock_left_by_a_killed_command, fast=("evaluate",)),
+    Situation("workdir", ("",), "read-only",
+              {**_each(("train", "evaluate", "export", "assign"), CANNOT_WRITE),
+               **_each(("sample", "interpolate"), READ_ONLY)},
+              _read_only, fast=("train", "sample")),
+    Situation("workdir", ("",), "disk full before the command",
+              {"train": disk_full("{W}/.lock"), "evaluate": disk_full("{W}/.lock"),
+               "export": disk_full("{W}/saved_models/.lock"),
+               "sample": disk_full("{W}/samples/samples_seed0.png")},
+              _full_disk(), fast=("evaluate",)),
+    Situation("checkpoint", ("checkpoints/ckpt-*",), "disk full while writing it",
+              {"train": disk_full("{W}/checkpoints/ckpt-3")},
+              _full_disk("gmmgan_tf.workdir:Checkpointer.save")),
+    Situation("TensorBoard events", ("tensorboard/*",),
+              "disk full while writing them",
+              {"train": disk_full("{W}/samples.png", "dropped without an error by TensorFlow's "
+                                  "writer; the next file written (samples.png) ends the run "
+                                  "with one line; after freeing space it completes")},
+              _full_disk("keras.callbacks:TensorBoard.on_epoch_end")),
+    Situation("Projector", ("tensorboard/projector/*",), "disk full while writing it",
+              _each(("train", "evaluate"), disk_full("{W}/tensorboard/projector")),
+              _full_disk("gmmgan_tf.projector:write"), fast=("evaluate",)),
+    Situation("samples", ("samples.png", "samples/*"), "disk full while writing them",
+              {"train": disk_full("{W}/samples.png"),
+               "sample": disk_full("{W}/samples/samples_seed0.png")},
+              _full_disk("gmmgan_tf.images:save_png",
+                         lambda path, *args, **kwargs: "samples" in os.path.basename(path))),
+    Situation("metrics", ("metrics.json", "eval/metrics.json"), "disk full while writing them",
+              {"train": disk_full("{W}/metrics.json"),
+               "evaluate": disk_full("{W}/eval/metrics.json")},
+              _full_disk("gmmgan_tf.workdir:write_json",
+                         lambda path, *args: path.endswith("metrics.json")), fast=("train",)),
+    Situation("warm-start cache", ("warm_start/*",), "disk full while writing it",
+              {"train": disk_full("{W}/warm_start")}, None,
+              tested_in="tests/warm_start_test.py::test_a_full_disk_keeps_the_cache_it_replaces"),
+    Situation("export", ("saved_models/*",), "disk full while writing it",
+              {"export": disk_full("{W}/saved_models/gmmgan_generator/2")},
+              _full_disk("gmmgan_tf.export:write_versions")),
+    Situation("assign output", ("assign/*",), "disk full while writing it",
+              {"assign": disk_full("{W}/assign/assignments.csv")},
+              _full_disk("gmmgan_tf.assign:write_csv")),
+    Situation("training", ("",), "SIGTERM", {"train": STOPPED},
+              _signal_at_first_step(signal.SIGTERM), fast=("train",)),
+    Situation("training", ("",), "SIGINT (Ctrl-C)", {"train": STOPPED},
+              _signal_at_first_step(signal.SIGINT)),
+    Situation("export", ("saved_models/*",), "SIGTERM",
+              {"export": Outcome("error", "SIGTERM: stopped, keeping no half-written file",
+                                 "no new version, nothing half-written (one line, exit 143)",
+                                 code=143)},
+              _sigterm_during_export, fast=("export",)),
 ]
 
 
@@ -282,8 +506,13 @@ def trained(tmp_path_factory):
         runs[kind] = dict(W=str(base / kind), C=str(base / f"{kind}_cache"))
         os.makedirs(runs[kind]["C"])
         _ok(command, **runs[kind])
+    runs["gan"]["I"] = str(base / "images")  # --mode=assign's input
+    os.makedirs(runs["gan"]["I"])
+    np.save(os.path.join(runs["gan"]["I"], "digits.npy"),
+            np.rint((small.test_images[:20] + 1) * 127.5).astype(np.uint8))
     _ok(MODES["export"], **runs["gan"])
     _ok(MODES["evaluate (quality)"], **runs["gan"])  # fills the cache
+    _ok(MODES["assign"], **runs["gan"])
     yield runs
     mp.undo()
 
@@ -408,27 +637,133 @@ def test_fault_slow(trained, reference, tmp_path, fault, damage, mode, outcome):
     _check_cell(trained, reference, tmp_path, fault, damage, mode, outcome)
 
 
+def _situation_params(fast: bool):
+    for situation in SITUATIONS:
+        if situation.tested_in:
+            continue
+        for mode, outcome in situation.outcomes.items():
+            if (mode in situation.fast) == fast:
+                yield pytest.param(situation, mode, outcome, marks=[] if fast else [
+                    pytest.mark.slow], id=f"{situation.name}-{situation.fault}-{mode}".replace(
+                    " ", "_"))
+
+
+@contextlib.contextmanager
+def _tmpfs(tmp_path, run: dict):
+    """A tmpfs holding `run`'s directories and some room; yields its mount point."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    used = sum(os.path.getsize(os.path.join(folder, name)) for root in run.values()
+               for folder, _, names in os.walk(root) for name in names)
+    size = used // 1024 + 32 * 1024  # KiB: room for what the modes write, then filled
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", str(disk)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs (needs root)")
+    try:
+        yield str(disk)
+    finally:
+        # Lazy: a failing cell can leave files open on it (TF's event writers).
+        subprocess.run(["umount", "--lazy", str(disk)], check=True)
+
+
+def _temporaries(root: str) -> list[str]:
+    """What an interrupted write leaves: atomic writes' .tmp-*, staging .projector-* and
+    .tmp-warm_start-*, SaveV2's *_temp."""
+    return [os.path.join(folder, name) for folder, dirs, files in os.walk(root)
+            for name in dirs + files if name.startswith((".tmp", ".projector-"))
+            or name.endswith("_temp")]
+
+
+def _check_situation(trained, reference, tmp_path, situation, mode, outcome):
+    with _tmpfs(tmp_path, trained["gan"]) as disk:
+        paths = _copy(trained["gan"], tmp_path / "disk")
+        with situation.during(paths, disk):
+            before = {key: _digest(path) for key, path in paths.items()}
+            code, out, err = run_cli(MODES[mode], **paths)
+            after = {key: _digest(path) for key, path in paths.items()}
+        assert "Traceback" not in err, err[-3000:]
+        if outcome.kind in ("error", "disk_full"):
+            assert code == outcome.code, (out[-2000:], err[-2000:])
+            lines = [line for line in err.splitlines() if line.startswith("error: ")]
+            assert len(lines) == 1 and outcome.expect.format(**paths) in lines[0], err[-2000:]
+        if outcome.kind == "error":
+            assert after == before, "a failing command changed files"
+            assert not _temporaries(paths["W"])
+            return
+        if outcome.kind == "ok":
+            assert code == 0, err[-2000:]
+            assert outcome.expect in out, out[-3000:]
+            if mode == "train":
+                assert f"Resuming {paths['W']} after epoch {outcome.epoch}." in out
+            else:
+                assert f"ckpt-{outcome.epoch} (epoch {outcome.epoch})" in out
+                assert _read_outputs(paths["W"], mode) == reference(mode, outcome.epoch)
+            return
+        if outcome.kind == "disk_full":
+            # The files of the kind it failed to write are as they were, and nothing
+            # half-written is left to fill the disk again.
+            for name, digest in before["W"].items():
+                if any(fnmatch.fnmatch(name, pattern) for pattern in situation.files):
+                    assert after["W"].get(name) == digest, name
+            assert not _temporaries(paths["W"])
+            os.remove(os.path.join(disk, FILLER))
+        else:  # stopped
+            assert code == 0, err[-2000:]
+            assert outcome.expect in out, out[-3000:]
+            assert _epoch_of(os.path.join(paths["W"], "checkpoints", "ckpt-3")) == 2
+        code, out, err = run_cli(MODES[mode], **paths)  # the same command, again
+        assert code == 0, err[-2000:]
+        if outcome.kind == "stopped":
+            assert f"Resuming {paths['W']} after step 1 of epoch 3." in out
+            assert _epoch_of(os.path.join(paths["W"], "checkpoints", "ckpt-3")) == 3
+        # The kind is written this time, and a training run finishes.
+        assert any(glob.glob(os.path.join(paths["W"], files)) for files in situation.files)
+        if mode == "train":
+            with open(os.path.join(paths["W"], "metrics.json")) as f:
+                assert json.load(f)["epochs"] == 3
+
+
+@pytest.mark.parametrize("situation, mode, outcome", list(_situation_params(fast=True)))
+def test_situation(trained, reference, tmp_path, situation, mode, outcome):
+    _check_situation(trained, reference, tmp_path, situation, mode, outcome)
+
+
+@pytest.mark.parametrize("situation, mode, outcome", list(_situation_params(fast=False)))
+def test_situation_slow(trained, reference, tmp_path, situation, mode, outcome):
+    _check_situation(trained, reference, tmp_path, situation, mode, outcome)
+
+
 # ---------------------------------------------------------------------------------------------
 # The table in docs/FAULTS.md.
 
 def faults_table() -> str:
-    modes = [m for m in MODES if any(m in f.modes(d) for f in FAULTS for d in DAMAGES)]
+    modes = [m for m in MODES if any(m in f.modes(d) for f in FAULTS for d in DAMAGES)
+             or any(m in s.outcomes for s in SITUATIONS)]
     lines = [
-        "# What happens when a file is damaged",
+        "# What happens when a file is damaged, or the run's surroundings fail",
         "",
         "Generated by `python tests/faults_test.py` from the parameters of `tests/faults_test.py`,",
         "whose cells run every entry below (`make test`; those marked † under `make test-slow`).",
         "Damages: **truncate** (cut to half its size, as a full disk or a partial copy leaves it),",
         "**zeros** (same size, zero bytes), **random** (same size, random bytes), **delete**.",
-        "W is the workdir; the caches live under `--metrics_cache_dir`. Every cell also checks",
+        "W is the workdir; the caches live under `--metrics_cache_dir`, C here; I holds 20",
+        "test digits for `--mode=assign`. Every cell also checks",
         "that no intact checkpoint was changed, that a failing command changed no file, and that",
         "a mode that goes on writes the same outputs as an undamaged run of the checkpoint it",
         "used. A traceback fails the cell.",
         "",
+        "The rows after the damaged files are faults of the surroundings, each cell on a copy of",
+        "W on a tmpfs: another command holding W's lock (W/.lock; a reader takes none), a lock",
+        "left by a killed command, W mounted read-only, the disk filling up just before the",
+        "command writes a file kind, a signal during training or export. A full disk's cell also",
+        "checks that the files of that kind are as they were and that no temporary file is left,",
+        "then frees the space and runs the same command again, which must complete.",
+        "",
         "Commands (`main.py ...`):",
         "",
     ]
-    lines += [f"- **{mode}**: `{MODES[mode].format(ROOT='.', W='W', C='C')}`" for mode in modes]
+    lines += [f"- **{mode}**: `{MODES[mode].format(ROOT='.', W='W', C='C', I='I')}`"
+              for mode in modes]
     lines += ["", "| file | damage | " + " | ".join(modes) + " |",
               "|---|---|" + "---|" * len(modes)]
     for fault in FAULTS:
@@ -445,6 +780,19 @@ def faults_table() -> str:
                     row.append("")
             pattern = fault.pattern.format(W="W", C="C")
             lines.append(f"| {fault.name} (`{pattern}`) | {damage} | " + " | ".join(row) + " |")
+    for situation in SITUATIONS:
+        row = []
+        for mode in modes:
+            outcome = situation.outcomes.get(mode)
+            if outcome is None:
+                row.append("")
+            elif situation.tested_in:
+                row.append(f"{outcome.docs} (`{situation.tested_in}`)")
+            else:
+                row.append(outcome.docs + ("" if mode in situation.fast else " †"))
+        files = ", ".join(f"`W/{files}`" for files in situation.files if files) or "`W`"
+        lines.append(f"| {situation.name} ({files}) | {situation.fault} | " + " | ".join(row)
+                     + " |")
     lines += ["", "Served side: `tests/export_test.py::test_concurrent_requests_with_malformed_ones` "
               "drives the exported PCM from several threads at once through the TF1 loader "
               "TF Serving uses, with malformed requests mixed in.", ""]

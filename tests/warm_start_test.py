@@ -12,10 +12,10 @@ import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
 from gmmgan_tf import losses, train, warm_start, workdir
-from gmmgan_tf.errors import ConfigError, DataError
+from gmmgan_tf.errors import ConfigError, DataError, write_failure
 
 from conftest import tiny_config
-from faults_test import DAMAGES, FAULTS
+from faults_test import DAMAGES, FAULTS, FILLER, SITUATIONS, _fill, _tmpfs
 
 SETTINGS = warm_start.Settings(num_components=3, autoencoder_steps=150, fit_images=120,
                                neighbors=10, dims=2, seed=0)
@@ -191,6 +191,37 @@ def test_damaged_warm_start_cache_is_rebuilt(blobs_result, tmp_path, monkeypatch
     np.testing.assert_array_equal(again.responsibilities, result.responsibilities)
 
 
+WARM_START_FULL = next(s for s in SITUATIONS if s.name == "warm-start cache")
+
+
+def test_a_full_disk_keeps_the_cache_it_replaces(blobs_result, tmp_path, monkeypatch):
+    """docs/FAULTS.md's row: the disk fills up while a stale cache is rebuilt (in
+    load_or_compute, as training calls it): one line naming the cache, the old one intact and
+    no temporary files left; after freeing space, the rebuild succeeds."""
+    images, _, result = blobs_result
+    with _tmpfs(tmp_path, {}) as disk:
+        config = _config(os.path.join(disk, "W"))
+        monkeypatch.setattr(warm_start, "compute", lambda *args, **kwargs: result)
+        warm_start.load_or_compute(config, images[1:], log=lambda _: None)
+
+        def fill_then_compute(*args, **kwargs):
+            _fill(disk)
+            return result
+
+        monkeypatch.setattr(warm_start, "compute", fill_then_compute)
+        with pytest.raises(OSError) as failure:  # the images changed: the cache is stale
+            warm_start.load_or_compute(config, images, log=lambda _: None)
+        expected = WARM_START_FULL.outcomes["train"].expect.format(W=config.workdir)
+        assert expected in write_failure(failure.value)
+        directory = os.path.join(config.workdir, "warm_start")
+        warm_start.load(directory, images_hash=warm_start.fingerprint(images[1:]))
+        assert os.listdir(config.workdir) == ["warm_start"]  # no temporary directory
+        os.remove(os.path.join(disk, FILLER))
+        monkeypatch.setattr(warm_start, "compute", lambda *args, **kwargs: result)
+        warm_start.load_or_compute(config, images, log=lambda _: None)
+        warm_start.load(directory, images_hash=warm_start.fingerprint(images))
+
+
 @pytest.mark.parametrize("augment", [False, True])
 def test_autoencoder_reconstructs_the_view_it_is_given(augment):
     images, _ = _blobs(per_cluster=4)
@@ -229,15 +260,15 @@ def test_training_resumes_with_the_cached_warm_start(blobs_result, tmp_path, mon
     from gmmgan_tf import data as data_lib
 
     bundle = data_lib.DataBundle("blobs", images[:120], labels[:120], images[120:], labels[120:],
-                                 num_classes=3)
+                                 num_classes=3, val_images=images[120:], val_labels=labels[120:])
     monkeypatch.setattr(data_lib, "load", lambda config: bundle)
     config = _config(tmp_path, epochs=1, steps_per_epoch=2, eval_quality=False, ndb_samples=100,
                      pcm_pretrain_epochs=15, learning_rate_c=3e-3)
     metrics = train.train_and_evaluate(config)
-    assert metrics["pretrained_pcm_acc"] > 0.9 and "warm_start_acc" in metrics
+    assert metrics["val_pretrained_pcm_acc"] > 0.9 and "val_warm_start_acc" in metrics
     monkeypatch.setattr(warm_start, "compute", lambda *a, **k: pytest.fail("recomputed"))
     resumed = train.train_and_evaluate(dataclasses.replace(config, epochs=2))
-    assert "pretrained_pcm_acc" not in resumed  # the PCM comes from the checkpoint
+    assert "val_pretrained_pcm_acc" not in resumed  # the PCM comes from the checkpoint
     _, _, model = workdir.load_trained_model(str(tmp_path))
     np.testing.assert_allclose(np.exp(model.prior.mixture_logits.numpy()),
                                np.load(tmp_path / "warm_start" / "weights.npy"), rtol=1e-5)

@@ -1,8 +1,10 @@
 """Checkpoints: a restore gives back every saved value or fails clearly, and a run interrupted
-after an epoch and resumed ends exactly where an uninterrupted run does."""
+after an epoch, or stopped by SIGTERM mid-epoch, and resumed ends exactly where an
+uninterrupted run does."""
 import dataclasses
 import json
 import os
+import signal
 
 import keras
 import numpy as np
@@ -12,6 +14,7 @@ import tensorflow as tf
 from conftest import tiny_config
 from gmmgan_tf import train, workdir as wd
 from gmmgan_tf.config import ConfigError
+from gmmgan_tf.errors import Stopped
 from gmmgan_tf.gan import GMMGAN
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -76,30 +79,81 @@ def checkpoint_values(workdir):
 LEVERS = dict(ema_decay=0.9, diff_augment="color,translation,cutout", r1_weight=1.0)
 
 
-@pytest.mark.parametrize("levers", [{}, LEVERS], ids=["default", "levers"])
-def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, levers):
-    def run(workdir, epochs):
-        # The default recipe's random parts: noise, mode seeking, and the self-labelling
-        # augmenter (threshold 0, so that its views move the PCM from the first step).
-        config = dataclasses.replace(
-            tiny_config(diversity_weight=0.1, self_label_weight=1.0, self_label_threshold=0.0,
-                        **levers),
-            workdir=str(workdir), epochs=epochs, steps_per_epoch=2, eval_every=0,
-            eval_quality=False)
-        return train.train_and_evaluate(config)
+def run(workdir, epochs, **levers):
+    # The default recipe's random parts: noise, mode seeking, and the self-labelling
+    # augmenter (threshold 0, so that its views move the PCM from the first step).
+    config = dataclasses.replace(
+        tiny_config(diversity_weight=0.1, self_label_weight=1.0, self_label_threshold=0.0,
+                    **levers),
+        workdir=str(workdir), epochs=epochs, steps_per_epoch=2, eval_every=0,
+        eval_quality=False)
+    return train.train_and_evaluate(config)
 
-    whole = run(tmp_path / "whole", 2)
-    run(tmp_path / "parts", 1)
-    resumed = run(tmp_path / "parts", 2)
-    a, b = checkpoint_values(tmp_path / "whole"), checkpoint_values(tmp_path / "parts")
+
+def whole_run(workdir, **levers):
+    """(checkpoint values, metrics without the time) of 2 epochs of 2 steps in one go."""
+    metrics = run(workdir, 2, **levers)
+    del metrics["train_seconds_this_session"]
+    return checkpoint_values(workdir), metrics
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    return whole_run(tmp_path_factory.mktemp("whole"))
+
+
+def assert_same_run(uninterrupted, workdir, metrics, levers=None):
+    a, b = uninterrupted[0], checkpoint_values(workdir)
     assert a.keys() == b.keys() and "model/noise_seed_state/.ATTRIBUTES/VARIABLE_VALUE" in a
     assert "model/augmenter_seed_states/2/.ATTRIBUTES/VARIABLE_VALUE" in a
     assert any(name.startswith("model/generator_ema/") for name in a) == bool(levers)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    for scores in (whole, resumed):
-        del scores["train_seconds_this_session"]
-    assert json.dumps(whole, sort_keys=True) == json.dumps(resumed, sort_keys=True)
+    del metrics["train_seconds_this_session"]
+    assert json.dumps(uninterrupted[1], sort_keys=True) == json.dumps(metrics, sort_keys=True)
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, uninterrupted):
+    run(tmp_path, 1)
+    assert_same_run(uninterrupted, tmp_path, run(tmp_path, 2))
+
+
+def test_interrupted_then_resumed_equals_uninterrupted_with_the_levers(tmp_path):
+    whole = whole_run(tmp_path / "whole", **LEVERS)
+    run(tmp_path / "parts", 1, **LEVERS)
+    assert_same_run(whole, tmp_path / "parts", run(tmp_path / "parts", 2, **LEVERS), LEVERS)
+
+
+@pytest.mark.parametrize("signal_after", [1, 3], ids=["epoch_1_step_1", "epoch_2_step_1"])
+def test_sigterm_mid_epoch_then_resume_equals_uninterrupted(tmp_path, monkeypatch,
+                                                             uninterrupted, signal_after):
+    """SIGTERM mid-epoch: the step ends, is checkpointed (with the steps done in its epoch),
+    training stops; the same command then skips those batches and ends as one run does."""
+    def unhandled(signum, frame):  # were SIGTERM not handled, it would end pytest
+        raise AssertionError("SIGTERM reached the default handler")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    seen = []
+    batch_end = train.NonFiniteGuard.on_train_batch_end
+
+    def signal_at(self, batch, logs=None):
+        batch_end(self, batch, logs)
+        seen.append(batch)
+        if len(seen) == signal_after:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled before the next callback runs
+
+    monkeypatch.setattr(train.NonFiniteGuard, "on_train_batch_end", signal_at)
+    try:
+        epoch = signal_after // 2 + 1
+        with pytest.raises(Stopped, match=f"^SIGTERM: training stopped after step 1 of epoch "
+                                          f"{epoch} and wrote .*ckpt-{epoch}; run the same"):
+            run(tmp_path, 2)
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # restored after training
+        monkeypatch.setattr(train.NonFiniteGuard, "on_train_batch_end", batch_end)
+        metrics = run(tmp_path, 2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert_same_run(uninterrupted, tmp_path, metrics)
 
 
 @pytest.mark.parametrize("unsaved", [("noise_seed_state", "augmenter_seed_states"),

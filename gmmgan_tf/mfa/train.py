@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from gmmgan_tf import data as data_lib, images as image_files, novelty, workdir as wd
-from gmmgan_tf.config import Config, ConfigError, check_workdir_writable
+from gmmgan_tf.config import Config, ConfigError
 from gmmgan_tf.metrics import plots, report, sharpness
 from gmmgan_tf.metrics.ndb import NDB, cached_ndb
 from gmmgan_tf.mfa import fit as mfa_fit, inference, pipeline
@@ -187,7 +187,6 @@ def write_standard_figures(model: MFA, bundle, out_dir: str, seed: int) -> dict:
 
 def train_mfa(config: Config) -> dict:
     """`--model=mfa --mode=train`: fit (resumable), write figures and metrics.json; returns it."""
-    check_workdir_writable(config.workdir)
     wd.save_config(config)
     keras.utils.set_random_seed(config.seed)
     bundle = data_lib.load(config)
