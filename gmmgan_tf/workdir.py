@@ -114,7 +114,7 @@ def load_config(workdir: str, **overrides) -> Config:
 
 # Options added since runs were first saved, with the value a run saved before them had (when
 # it differs from today's default): such a run is read back as it was trained.
-LEGACY_VALUES = {"validation_fraction": 0.0}
+LEGACY_VALUES = {"validation_fraction": 0.0, "ema_decay": 0.0}
 
 
 def _config_from_saved(saved: dict) -> Config:

@@ -13,11 +13,11 @@ from gmmgan_tf.config import Config  # noqa: E402
 
 def tiny_config(**overrides) -> Config:
     """A model small enough for a train step in well under a second."""
-    # No mode-seeking term, warm start or self-labelling: tests of single Algorithm 1 lines must
-    # see only that line's loss.
+    # No mode-seeking term, warm start, self-labelling or G's moving average: tests of single
+    # Algorithm 1 lines must see only that line's loss, and samples come from G itself.
     base = dict(num_components=3, latent_dim=4, batch_size=6, width_multiplier=0.125,
                 eval_samples=30, sample_rows=2, diversity_weight=0.0, pcm_init="none",
-                self_label_weight=0.0)
+                self_label_weight=0.0, ema_decay=0.0)
     base.update(overrides)
     return dataclasses.replace(Config(), **base).validate()
 

@@ -120,9 +120,11 @@ def test_evaluate_scores_the_images_the_run_held_out_whatever_its_own_seed(tmp_p
     assert not any(r.tobytes() in rows for r in seen["bundle"].test_images)
 
 
-def test_a_run_saved_before_the_validation_split_is_read_back_without_one(tmp_path):
+def test_a_run_saved_before_the_validation_split_and_the_average_is_read_back_as_trained(
+        tmp_path):
     config = dataclasses.asdict(Config(workdir=str(tmp_path)))
-    del config["validation_fraction"]
+    del config["validation_fraction"], config["ema_decay"]
     (tmp_path / "config.json").write_text(json.dumps(config))
-    assert wd.load_config(str(tmp_path)).validation_fraction == 0.0
-    assert Config().validation_fraction == 0.1
+    old = wd.load_config(str(tmp_path))
+    assert old.validation_fraction == 0.0 and old.ema_decay == 0.0
+    assert Config().validation_fraction == 0.1 and Config().ema_decay == 0.999
