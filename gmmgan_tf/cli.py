@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
+import re
 import signal
 import sys
+import textwrap
 import warnings
 
 from absl import app, flags, logging
@@ -35,6 +38,54 @@ def define_flags() -> None:
             flags.DEFINE_float(field.name, field.default, help_text)
         else:
             flags.DEFINE_string(field.name, field.default, help_text)
+
+
+class _Help(app.HelpFlag):
+    """--help/--helpshort: the project's options, grouped as in config.py (absl's own lists
+    only the main module's flags, which main.py has none of), exit 0."""
+
+    def parse(self, arg):
+        if self._parse(arg):
+            print(grouped_help())
+            sys.exit(0)
+
+
+class _Helpshort(_Help):
+    NAME, SHORT_NAME = "helpshort", None
+
+
+def define_help_flags() -> None:
+    app.define_help_flags()  # absl's --helpfull, --helpxml, ...; idempotent
+    for flag in (_Help(), _Helpshort()):
+        for name in filter(None, (flag.name, flag.short_name)):
+            delattr(FLAGS, name)
+        flags.DEFINE_flag(flag)
+
+
+def sections() -> list[tuple[str, list[str]]]:
+    """(title, field names) per `# --- title ---` comment of Config's source, in order."""
+    groups = []
+    for line in inspect.getsource(Config).splitlines():
+        if title := re.match(r"\s*# --- (.*?) -*$", line):
+            groups.append((title[1], []))
+        elif name := re.match(r"\s*(\w+): \w+ = _field\(", line):
+            groups[-1][1].append(name[1])
+    return groups
+
+
+def grouped_help() -> str:
+    lines = [sys.modules["__main__"].__doc__ or "", "Options, grouped as in gmmgan_tf/config.py "
+             "(--flagfile=FILE reads them from a file, one a line; --helpfull adds absl's)."]
+    for title, names in sections():
+        lines.append(f"\n{title}:")
+        for name in names:
+            flag = FLAGS[name]
+            shown = f"[no]{name}" if isinstance(flag, flags.BooleanFlag) else name
+            # flag.help: Config's help, after <choices> for an enum
+            lines.append(textwrap.fill(f"--{shown}: {flag.help} (default: {flag.default!r})",
+                                       width=100, initial_indent="  ", subsequent_indent="      ",
+                                       break_long_words=False, break_on_hyphens=False))
+    return "\n".join(lines)
 
 
 def config_from_flags() -> Config:
@@ -147,4 +198,5 @@ def run() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ start-up chatter, not errors
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # our datasets are shuffled
     define_flags()
+    define_help_flags()
     app.run(main, flags_parser=parse_flags)

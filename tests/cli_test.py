@@ -54,6 +54,22 @@ def test_unknown_flag_is_refused():
 FIELDS = {field.name for field in dataclasses.fields(Config)}
 
 
+def test_helpshort_lists_every_option_grouped_as_in_config_py():
+    result = main_py("--helpshort", timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in FIELDS:
+        assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, name
+    assert "(default: 'runs/default')" in result.stdout
+    sections = [line for line in result.stdout.splitlines() if line.endswith(":")
+                and not line.startswith(" ")]
+    assert sections[:2] == ["run:", "data:"] and "export and serving (gmmgan_tf/export.py):" \
+        in sections
+    # A section's flags follow its heading in config.py's order.
+    out = result.stdout
+    assert out.index("data:") < out.index("--dataset:") < out.index("--data_dir:") \
+        < out.index("model:")
+
+
 def _own_settings(flagfile: str) -> dict[str, str]:
     """The `--name=value` / `--name` / `--noname` lines of a flagfile itself (not of the
     flagfiles it includes), read by hand: name -> value as written."""
