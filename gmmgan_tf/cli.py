@@ -147,6 +147,9 @@ def parse_flags(argv: list[str]) -> list[str]:
     """absl's parsing, with its errors (and a --flagfile that is not text) as one line."""
     try:
         return FLAGS(argv)
+    except flags.CantOpenFlagFileError as e:  # absl raises it handling open()'s OSError
+        cause = e.__context__
+        _fail(f"--flagfile: cannot open {cause.filename!r} ({cause.strerror}); see --helpshort")
     except flags.Error as e:
         _fail(f"{e}; see --helpshort")
     except UnicodeDecodeError as e:

@@ -57,7 +57,7 @@ def compare(config: Config) -> None:
     """Evaluates each run of --compare (reusing its eval/metrics.json when present) and writes
     comparison.md and plots under --workdir (held by the caller's lock)."""
     runs = []
-    for workdir in [w.strip() for w in config.compare.split(",") if w.strip()]:
+    for workdir in config.compare_entries:
         saved = wd.path(workdir, "eval", "metrics.json")
         if os.path.exists(saved):
             with open(saved) as f:

@@ -45,6 +45,29 @@ def test_bad_flags_exit_fast_with_one_line(flag, fragment):
     assert time.time() - start < 30  # seconds, not a training run
 
 
+@pytest.mark.parametrize("args, line", [
+    *[([f"--mode={mode}", "--workdir={run}/config.json", "--images={run}"],
+       "--workdir: '{run}/config.json' is a file, not a run directory; pass the run's folder, "
+       "--workdir={run}") for mode in ("evaluate", "sample", "export", "assign")],
+    (["--mode=evaluate", "--compare={run},{run}/config.json", "--workdir={run}/cmp"],
+     "--compare: '{run}/config.json' is a file, not a run directory; pass the run's folder, "
+     "{run}"),
+    (["--mode=assign", "--workdir={run}", "--images={run}/missing"],
+     "--images: '{run}/missing' does not exist; pass a folder of images or a .npy batch"),
+    (["--flagfile={run}/missing.cfg"],
+     "--flagfile: cannot open '{run}/missing.cfg' (No such file or directory); see --helpshort"),
+], ids=["evaluate", "sample", "export", "assign", "compare", "images", "flagfile"])
+def test_a_wrong_path_is_one_line_at_once(args, line, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    start = time.time()
+    result = main_py(*[arg.format(run=run) for arg in args], timeout=60)
+    assert time.time() - start < 2  # before TensorFlow is imported
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: " + line.format(run=run)]
+
+
 def test_unknown_flag_is_refused():
     result = main_py("--nonexistent_flag=1", timeout=60)
     assert result.returncode != 0
