@@ -8,6 +8,7 @@ fix; `main.py` prints them and exits non-zero.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 from typing import Any
 
@@ -247,9 +248,13 @@ class Config:
         """Returns self, or raises ConfigError naming the first bad flag and its fix."""
         _check(self.mode in MODES, "mode", f"unknown mode {self.mode!r}; use one of {MODES}")
         _check_not_a_file("workdir", self.workdir, "--workdir=")
-        if self.mode == "evaluate":
+        if self.mode == "evaluate":  # every run, before the first one is evaluated
             for entry in self.compare_entries:
                 _check_not_a_file("compare", entry)
+                _check(os.path.isdir(entry), "compare", f"{entry!r} does not exist")
+                _check(_holds_scores_or_run(entry), "compare", f"{entry!r} holds no trained run "
+                       "(no config.json with a checkpoint, nor eval/metrics.json); train it "
+                       "first or leave it out")
         _check(_known_dataset(self.dataset), "dataset",
                f"unknown dataset {self.dataset!r}; use one of {BUILTIN_DATASETS}, "
                "imbalanced_<name> or folder:<path>")
@@ -424,6 +429,14 @@ def _check_not_a_file(flag: str, path: str, fix_prefix: str = "") -> None:
     NotADirectoryError on <file>/config.json."""
     _check(not os.path.isfile(path), flag, f"{path!r} is a file, not a run directory; pass the "
            f"run's folder, {fix_prefix}{os.path.dirname(path) or '.'}")
+
+
+def _holds_scores_or_run(workdir: str) -> bool:
+    """What --compare can use: saved scores, or a run to evaluate (a config.json and a
+    checkpoint, as workdir.py names them; that module imports TensorFlow, seconds away)."""
+    return os.path.isfile(os.path.join(workdir, "eval", "metrics.json")) or (
+        os.path.isfile(os.path.join(workdir, "config.json"))
+        and bool(glob.glob(os.path.join(workdir, "checkpoints", "ckpt-*.index"))))
 
 
 def _check(ok: bool, flag: str, message: str) -> None:

@@ -49,7 +49,7 @@ def test_bad_flags_exit_fast_with_one_line(flag, fragment):
     *[([f"--mode={mode}", "--workdir={run}/config.json", "--images={run}"],
        "--workdir: '{run}/config.json' is a file, not a run directory; pass the run's folder, "
        "--workdir={run}") for mode in ("evaluate", "sample", "export", "assign")],
-    (["--mode=evaluate", "--compare={run},{run}/config.json", "--workdir={run}/cmp"],
+    (["--mode=evaluate", "--compare={run}/config.json,{run}", "--workdir={run}/cmp"],
      "--compare: '{run}/config.json' is a file, not a run directory; pass the run's folder, "
      "{run}"),
     (["--mode=assign", "--workdir={run}", "--images={run}/missing"],
@@ -66,6 +66,38 @@ def test_a_wrong_path_is_one_line_at_once(args, line, tmp_path):
     assert time.time() - start < 2  # before TensorFlow is imported
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: " + line.format(run=run)]
+
+
+@pytest.mark.parametrize("make_second, problem", [
+    (lambda b: None, "does not exist"),
+    (lambda b: b.mkdir(), "holds no trained run (no config.json with a checkpoint, nor "
+     "eval/metrics.json); train it first or leave it out"),
+])
+def test_compare_checks_every_run_before_evaluating_any(make_second, problem, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    (first / "checkpoints").mkdir(parents=True)  # looks trained: it would be evaluated first
+    (first / "config.json").write_text("{}")
+    (first / "checkpoints" / "ckpt-1.index").write_text("")
+    make_second(second)
+    start = time.time()
+    result = main_py("--mode=evaluate", f"--compare={first},{second}",
+                     f"--workdir={tmp_path}/cmp", timeout=60)
+    assert time.time() - start < 2
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: --compare: {str(second)!r} {problem}"]
+    assert not (first / "eval").exists()
+
+
+def test_compare_says_which_saved_scores_it_reuses(tmp_path):
+    for name, ndb in (("a", 0.1), ("b", 0.2)):
+        (tmp_path / name / "eval").mkdir(parents=True)
+        (tmp_path / name / "eval" / "metrics.json").write_text(json.dumps({"ndb_over_k": ndb}))
+    os.utime(tmp_path / "a" / "eval" / "metrics.json", (0, 1767225600))  # 2026-01-01 00:00 UTC
+    result = main_py("--mode=evaluate", f"--compare={tmp_path}/a,{tmp_path}/b",
+                     f"--workdir={tmp_path}/cmp", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"reusing {tmp_path}/a/eval/metrics.json from 2026-01-01 00:00 UTC" in result.stdout
+    assert f"reusing {tmp_path}/b/eval/metrics.json from " in result.stdout
 
 
 def test_unknown_flag_is_refused():
