@@ -198,7 +198,11 @@ def _fail(message: str, code: int = 2) -> None:
 
 def run() -> None:
     """Console-script entry point (`gmmgan --flagfile=...`)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ start-up chatter, not errors
+    # TensorFlow's C++ log below ERROR; without an NVIDIA driver also its ERROR lines (a failed
+    # cuInit, grappler falling back), which there only alarm. With a driver they stay: a failed
+    # cuInit is then why the GPU is unused. TF_CPP_MIN_LOG_LEVEL=0 shows everything (README).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL",
+                          "2" if os.path.exists("/proc/driver/nvidia") else "3")
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # our datasets are shuffled
     define_flags()
     define_help_flags()
