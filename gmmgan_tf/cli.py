@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
+import re
 import signal
 import sys
+import textwrap
 import warnings
 
 from absl import app, flags, logging
@@ -35,6 +38,54 @@ def define_flags() -> None:
             flags.DEFINE_float(field.name, field.default, help_text)
         else:
             flags.DEFINE_string(field.name, field.default, help_text)
+
+
+class _Help(app.HelpFlag):
+    """--help/--helpshort: the project's options, grouped as in config.py (absl's own lists
+    only the main module's flags, which main.py has none of), exit 0."""
+
+    def parse(self, arg):
+        if self._parse(arg):
+            print(grouped_help())
+            sys.exit(0)
+
+
+class _Helpshort(_Help):
+    NAME, SHORT_NAME = "helpshort", None
+
+
+def define_help_flags() -> None:
+    app.define_help_flags()  # absl's --helpfull, --helpxml, ...; idempotent
+    for flag in (_Help(), _Helpshort()):
+        for name in filter(None, (flag.name, flag.short_name)):
+            delattr(FLAGS, name)
+        flags.DEFINE_flag(flag)
+
+
+def sections() -> list[tuple[str, list[str]]]:
+    """(title, field names) per `# --- title ---` comment of Config's source, in order."""
+    groups = []
+    for line in inspect.getsource(Config).splitlines():
+        if title := re.match(r"\s*# --- (.*?) -*$", line):
+            groups.append((title[1], []))
+        elif name := re.match(r"\s*(\w+): \w+ = _field\(", line):
+            groups[-1][1].append(name[1])
+    return groups
+
+
+def grouped_help() -> str:
+    lines = [sys.modules["__main__"].__doc__ or "", "Options, grouped as in gmmgan_tf/config.py "
+             "(--flagfile=FILE reads them from a file, one a line; --helpfull adds absl's)."]
+    for title, names in sections():
+        lines.append(f"\n{title}:")
+        for name in names:
+            flag = FLAGS[name]
+            shown = f"[no]{name}" if isinstance(flag, flags.BooleanFlag) else name
+            # flag.help: Config's help, after <choices> for an enum
+            lines.append(textwrap.fill(f"--{shown}: {flag.help} (default: {flag.default!r})",
+                                       width=100, initial_indent="  ", subsequent_indent="      ",
+                                       break_long_words=False, break_on_hyphens=False))
+    return "\n".join(lines)
 
 
 def config_from_flags() -> Config:
@@ -96,6 +147,9 @@ def parse_flags(argv: list[str]) -> list[str]:
     """absl's parsing, with its errors (and a --flagfile that is not text) as one line."""
     try:
         return FLAGS(argv)
+    except flags.CantOpenFlagFileError as e:  # absl raises it handling open()'s OSError
+        cause = e.__context__
+        _fail(f"--flagfile: cannot open {cause.filename!r} ({cause.strerror}); see --helpshort")
     except flags.Error as e:
         _fail(f"{e}; see --helpshort")
     except UnicodeDecodeError as e:
@@ -144,7 +198,12 @@ def _fail(message: str, code: int = 2) -> None:
 
 def run() -> None:
     """Console-script entry point (`gmmgan --flagfile=...`)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ start-up chatter, not errors
+    # TensorFlow's C++ log below ERROR; without an NVIDIA driver also its ERROR lines (a failed
+    # cuInit, grappler falling back), which there only alarm. With a driver they stay: a failed
+    # cuInit is then why the GPU is unused. TF_CPP_MIN_LOG_LEVEL=0 shows everything (README).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL",
+                          "2" if os.path.exists("/proc/driver/nvidia") else "3")
     warnings.filterwarnings("ignore", message=".*shuffle=True.*")  # our datasets are shuffled
     define_flags()
+    define_help_flags()
     app.run(main, flags_parser=parse_flags)

@@ -8,6 +8,7 @@ fix; `main.py` prints them and exits non-zero.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 from typing import Any
 
@@ -247,6 +248,14 @@ class Config:
     def validate(self) -> "Config":
         """Returns self, or raises ConfigError naming the first bad flag and its fix."""
         _check(self.mode in MODES, "mode", f"unknown mode {self.mode!r}; use one of {MODES}")
+        _check_not_a_file("workdir", self.workdir, "--workdir=")
+        if self.mode == "evaluate":  # every run, before the first one is evaluated
+            for entry in self.compare_entries:
+                _check_not_a_file("compare", entry)
+                _check(os.path.isdir(entry), "compare", f"{entry!r} does not exist")
+                _check(_holds_scores_or_run(entry), "compare", f"{entry!r} holds no trained run "
+                       "(no config.json with a checkpoint, nor eval/metrics.json); train it "
+                       "first or leave it out")
         _check(_known_dataset(self.dataset), "dataset",
                f"unknown dataset {self.dataset!r}; use one of {BUILTIN_DATASETS}, "
                "imbalanced_<name> or folder:<path>")
@@ -328,10 +337,11 @@ class Config:
                "--strategy=default")
         _check(self.mode != "assign" or bool(self.images), "images",
                "--mode=assign needs the images to sort: --images=<folder or .npy file>")
-        _check(not self.images or os.path.isdir(self.images)
-               or (self.images.endswith(".npy") and os.path.isfile(self.images)), "images",
-               f"{self.images!r} is neither a folder nor a .npy file; pass a folder of images or "
-               "a .npy batch")
+        _check(not self.images or os.path.exists(self.images), "images",
+               f"{self.images!r} does not exist; pass a folder of images or a .npy batch")
+        _check(not self.images or os.path.isdir(self.images) or self.images.endswith(".npy"),
+               "images", f"{self.images!r} is neither a folder nor a .npy file; pass a folder of "
+               "images or a .npy batch")
         # MFA (gmmgan_tf/mfa/); l < pixels is checked against the data by the MFA itself.
         for name in ("mfa_components", "mfa_factors"):
             _check(getattr(self, name) >= 1, name, f"must be >= 1 (got {getattr(self, name)})")
@@ -355,6 +365,11 @@ class Config:
     def excluded_classes(self) -> tuple[int, ...]:
         """--exclude_classes as sorted ints (validate() has checked the text)."""
         return _parse_classes(self.exclude_classes) or ()
+
+    @property
+    def compare_entries(self) -> list[str]:
+        """--compare's workdirs, in order."""
+        return [w.strip() for w in self.compare.split(",") if w.strip()]
 
     @property
     def diff_augmentations(self) -> tuple[str, ...]:
@@ -408,6 +423,21 @@ def _parse_classes(text: str) -> tuple[int, ...] | None:
     if not all(p.isdigit() for p in parts) or len(set(map(int, parts))) != len(parts):
         return None
     return tuple(sorted(int(p) for p in parts))
+
+
+def _check_not_a_file(flag: str, path: str, fix_prefix: str = "") -> None:
+    """A run directory given as one of its files (runs/x/config.json) would fail later with
+    NotADirectoryError on <file>/config.json."""
+    _check(not os.path.isfile(path), flag, f"{path!r} is a file, not a run directory; pass the "
+           f"run's folder, {fix_prefix}{os.path.dirname(path) or '.'}")
+
+
+def _holds_scores_or_run(workdir: str) -> bool:
+    """What --compare can use: saved scores, or a run to evaluate (a config.json and a
+    checkpoint, as workdir.py names them; that module imports TensorFlow, seconds away)."""
+    return os.path.isfile(os.path.join(workdir, "eval", "metrics.json")) or (
+        os.path.isfile(os.path.join(workdir, "config.json"))
+        and bool(glob.glob(os.path.join(workdir, "checkpoints", "ckpt-*.index"))))
 
 
 def _check(ok: bool, flag: str, message: str) -> None:

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -54,12 +55,15 @@ def evaluate_workdir(workdir: str, config: Config) -> dict:
 
 
 def compare(config: Config) -> None:
-    """Evaluates each run of --compare (reusing its eval/metrics.json when present) and writes
-    comparison.md and plots under --workdir (held by the caller's lock)."""
+    """Evaluates each run of --compare (reusing its eval/metrics.json when present, saying so) and
+    writes comparison.md and plots under --workdir (held by the caller's lock); validate() has
+    checked every run first."""
     runs = []
-    for workdir in [w.strip() for w in config.compare.split(",") if w.strip()]:
+    for workdir in config.compare_entries:
         saved = wd.path(workdir, "eval", "metrics.json")
         if os.path.exists(saved):
+            written = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(os.path.getmtime(saved)))
+            print(f"reusing {saved} from {written} (delete it to evaluate again)")
             with open(saved) as f:
                 scores = json.load(f)
         else:

@@ -133,5 +133,8 @@ def test_extra_scores_become_columns(tmp_path):
 def test_images_flag_is_checked(tmp_path):
     with pytest.raises(ConfigError, match="--images: --mode=assign needs"):
         tiny_config(mode="assign")
-    with pytest.raises(ConfigError, match="--images: .* is neither a folder nor a .npy file"):
+    with pytest.raises(ConfigError, match="--images: .* does not exist"):
         tiny_config(mode="assign", images=str(tmp_path / "missing.npy"))
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(ConfigError, match="--images: .* is neither a folder nor a .npy file"):
+        tiny_config(mode="assign", images=str(tmp_path / "a.png"))

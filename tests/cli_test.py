@@ -20,7 +20,8 @@ from gmmgan_tf.config import Config
 from gmmgan_tf.errors import TrainingDiverged
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+# main.py's own TensorFlow log level, as a user gets it (conftest.py sets one for this process).
+ENV = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
 
 
 def main_py(*args, timeout=300):
@@ -45,6 +46,61 @@ def test_bad_flags_exit_fast_with_one_line(flag, fragment):
     assert time.time() - start < 30  # seconds, not a training run
 
 
+@pytest.mark.parametrize("args, line", [
+    *[([f"--mode={mode}", "--workdir={run}/config.json", "--images={run}"],
+       "--workdir: '{run}/config.json' is a file, not a run directory; pass the run's folder, "
+       "--workdir={run}") for mode in ("evaluate", "sample", "export", "assign")],
+    (["--mode=evaluate", "--compare={run}/config.json,{run}", "--workdir={run}/cmp"],
+     "--compare: '{run}/config.json' is a file, not a run directory; pass the run's folder, "
+     "{run}"),
+    (["--mode=assign", "--workdir={run}", "--images={run}/missing"],
+     "--images: '{run}/missing' does not exist; pass a folder of images or a .npy batch"),
+    (["--flagfile={run}/missing.cfg"],
+     "--flagfile: cannot open '{run}/missing.cfg' (No such file or directory); see --helpshort"),
+], ids=["evaluate", "sample", "export", "assign", "compare", "images", "flagfile"])
+def test_a_wrong_path_is_one_line_at_once(args, line, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    start = time.time()
+    result = main_py(*[arg.format(run=run) for arg in args], timeout=60)
+    assert time.time() - start < 2  # before TensorFlow is imported
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: " + line.format(run=run)]
+
+
+@pytest.mark.parametrize("make_second, problem", [
+    (lambda b: None, "does not exist"),
+    (lambda b: b.mkdir(), "holds no trained run (no config.json with a checkpoint, nor "
+     "eval/metrics.json); train it first or leave it out"),
+])
+def test_compare_checks_every_run_before_evaluating_any(make_second, problem, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    (first / "checkpoints").mkdir(parents=True)  # looks trained: it would be evaluated first
+    (first / "config.json").write_text("{}")
+    (first / "checkpoints" / "ckpt-1.index").write_text("")
+    make_second(second)
+    start = time.time()
+    result = main_py("--mode=evaluate", f"--compare={first},{second}",
+                     f"--workdir={tmp_path}/cmp", timeout=60)
+    assert time.time() - start < 2
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: --compare: {str(second)!r} {problem}"]
+    assert not (first / "eval").exists()
+
+
+def test_compare_says_which_saved_scores_it_reuses(tmp_path):
+    for name, ndb in (("a", 0.1), ("b", 0.2)):
+        (tmp_path / name / "eval").mkdir(parents=True)
+        (tmp_path / name / "eval" / "metrics.json").write_text(json.dumps({"ndb_over_k": ndb}))
+    os.utime(tmp_path / "a" / "eval" / "metrics.json", (0, 1767225600))  # 2026-01-01 00:00 UTC
+    result = main_py("--mode=evaluate", f"--compare={tmp_path}/a,{tmp_path}/b",
+                     f"--workdir={tmp_path}/cmp", timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"reusing {tmp_path}/a/eval/metrics.json from 2026-01-01 00:00 UTC" in result.stdout
+    assert f"reusing {tmp_path}/b/eval/metrics.json from " in result.stdout
+
+
 def test_unknown_flag_is_refused():
     result = main_py("--nonexistent_flag=1", timeout=60)
     assert result.returncode != 0
@@ -52,6 +108,22 @@ def test_unknown_flag_is_refused():
 
 
 FIELDS = {field.name for field in dataclasses.fields(Config)}
+
+
+def test_helpshort_lists_every_option_grouped_as_in_config_py():
+    result = main_py("--helpshort", timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in FIELDS:
+        assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, name
+    assert "(default: 'runs/default')" in result.stdout
+    sections = [line for line in result.stdout.splitlines() if line.endswith(":")
+                and not line.startswith(" ")]
+    assert sections[:2] == ["run:", "data:"] and "export and serving (gmmgan_tf/export.py):" \
+        in sections
+    # A section's flags follow its heading in config.py's order.
+    out = result.stdout
+    assert out.index("data:") < out.index("--dataset:") < out.index("--data_dir:") \
+        < out.index("model:")
 
 
 def _own_settings(flagfile: str) -> dict[str, str]:
@@ -98,6 +170,9 @@ def test_smoke_run_end_to_end_then_sample_and_interpolate(tmp_path):
     workdir = str(tmp_path / "run")
     result = main_py("--flagfile=flags/smoke.cfg", f"--workdir={workdir}")
     assert result.returncode == 0, result.stderr[-2000:]
+    if not os.path.exists("/proc/driver/nvidia"):  # a CPU machine: no cuInit or grappler alarms
+        assert not [line for line in result.stderr.splitlines()
+                    if line.startswith(("E0000", "W0000"))], result.stderr
     for name in ("samples.png", "metrics.json", "flags.cfg", "config.json"):
         assert os.path.exists(os.path.join(workdir, name)), name
     metrics = json.load(open(os.path.join(workdir, "metrics.json")))
