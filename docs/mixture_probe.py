@@ -41,16 +41,16 @@ def entropy_merge(responsibilities: np.ndarray, k: int) -> list[list[int]]:
 
 def main(run: str) -> None:
     config = wd.load_config(run)
-    validation = data.load(config).for_scoring("validation")
+    val_images, val_labels = data.load(config).validation()
     cache = warm_start.load(os.path.join(run, warm_start.CACHE_DIR), with_models=True)
     fit = cache.reducer.embedding_
-    held_out = cache.reducer.transform(cache.encoder.predict(
-        validation.test_images.reshape(len(validation.test_images), -1), batch_size=1024,
+    val_embedding = cache.reducer.transform(cache.encoder.predict(
+        val_images.reshape(len(val_images), -1), batch_size=1024,
         verbose=0))
     k = config.num_components
 
     def report(label, predicted):
-        scores = clustering_scores(validation.test_labels, predicted)
+        scores = clustering_scores(val_labels, predicted)
         print(f"{label}: validation ACC {scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
 
     for covariance in ("full", "tied", "diag"):
@@ -59,14 +59,14 @@ def main(run: str) -> None:
                 mixture = GaussianMixture(k, covariance_type=covariance, n_init=n_init,
                                           random_state=seed).fit(fit)
                 report(f"{covariance} n_init={n_init} seed {seed} (mean log-likelihood "
-                       f"{mixture.score(fit):.3f})", mixture.predict(held_out))
+                       f"{mixture.score(fit):.3f})", mixture.predict(val_embedding))
     for over in (15, 20, 30):
         for seed in range(2):
             mixture = GaussianMixture(over, covariance_type="full", n_init=3,
                                       random_state=seed).fit(fit)
             groups = entropy_merge(mixture.predict_proba(fit), k)
-            held_out_r = mixture.predict_proba(held_out)
-            merged = np.stack([held_out_r[:, g].sum(axis=1) for g in groups], axis=1)
+            val_r = mixture.predict_proba(val_embedding)
+            merged = np.stack([val_r[:, g].sum(axis=1) for g in groups], axis=1)
             report(f"K'={over} seed {seed}, entropy-merged to {k}", merged.argmax(axis=1))
 
 

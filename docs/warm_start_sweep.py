@@ -41,7 +41,7 @@ def main() -> None:
                         help="also score warm_start.neighbour_clustering with this many epochs")
     args = parser.parse_args()
     bundle = data.load(Config(dataset=args.dataset))
-    validation = bundle.for_scoring("validation")
+    val_images, val_labels = bundle.validation()
     results, stage_scores = {}, {}
     for seed in map(int, args.seeds.split(",")):
         train_images = bundle.train_images[warm_start.fit_indices(  # as warm_start.compute
@@ -49,8 +49,8 @@ def main() -> None:
         if args.neighbour_epochs:
             network = warm_start.neighbour_clustering(train_images, 10, args.neighbour_epochs,
                                                       seed)
-            scores = clustering_scores(validation.test_labels, network.predict(
-                validation.test_images, batch_size=1024, verbose=0).argmax(axis=1))
+            scores = clustering_scores(val_labels, network.predict(
+                val_images, batch_size=1024, verbose=0).argmax(axis=1))
             stage_scores[seed] = (scores["acc"], scores["nmi"])
             print(f"seed {seed} neighbour stage ({args.neighbour_epochs} epochs): validation ACC "
                   f"{scores['acc']:.3f} NMI {scores['nmi']:.3f}", flush=True)
@@ -58,15 +58,14 @@ def main() -> None:
             encoder = warm_start.train_autoencoder(train_images, steps, seed, args.augment)
             train_codes = encoder.predict(train_images.reshape(len(train_images), -1),
                                           batch_size=1024, verbose=0)
-            held_out_codes = encoder.predict(
-                validation.test_images.reshape(len(validation.test_images), -1),
-                batch_size=1024, verbose=0)
+            val_codes = encoder.predict(val_images.reshape(len(val_images), -1),
+                                        batch_size=1024, verbose=0)
             for neighbors in map(int, args.neighbors.split(",")):
                 for metric in args.metrics.split(","):
                     reducer = warm_start.make_reducer(neighbors, 10, seed, metric)
                     mixture = warm_start.fit_mixture(reducer.fit_transform(train_codes), 10, seed)
-                    scores = clustering_scores(validation.test_labels,
-                                               mixture.predict(reducer.transform(held_out_codes)))
+                    scores = clustering_scores(val_labels,
+                                               mixture.predict(reducer.transform(val_codes)))
                     results.setdefault((steps, neighbors, metric), []).append(
                         (scores["acc"], scores["nmi"]))
                     print(f"seed {seed} steps {steps} neighbours {neighbors} {metric}: validation "

@@ -58,10 +58,15 @@ class DataBundle:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if split == "test":
             return self
+        images, labels = self.validation()
+        return dataclasses.replace(self, test_images=images, test_labels=labels,
+                                   held_out="validation")
+
+    def validation(self) -> tuple[np.ndarray, np.ndarray]:
+        """The validation split's images and labels (what a script that chooses scores)."""
         if not self.num_validation:
             raise DataError(f"{self.name} has no validation split; set --validation_fraction > 0")
-        return dataclasses.replace(self, test_images=self.val_images, test_labels=self.val_labels,
-                                   held_out="validation")
+        return self.val_images, self.val_labels
 
     def train_dataset(self, global_batch_size: int, seed: int,
                       targets: np.ndarray | None = None) -> tf.data.Dataset:
