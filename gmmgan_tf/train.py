@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import shutil
@@ -20,7 +21,7 @@ from gmmgan_tf import data as data_lib
 from gmmgan_tf import evaluation, hparams, images, projector, warm_start, workdir as wd
 from gmmgan_tf.config import Config
 from gmmgan_tf.errors import Stopped, TrainingDiverged
-from gmmgan_tf.distribute import make_strategy, worker_workdir
+from gmmgan_tf.distribute import from_chief, is_chief, make_strategy, worker_workdir
 from gmmgan_tf.gan import GMMGAN
 from gmmgan_tf.metrics import clustering, report
 
@@ -210,7 +211,7 @@ def _train(model, bundle, validation, strategy, config: Config, restore_from: st
     targets, warm_start_scores = None, {}
     if config.uses_warm_start:
         targets, warm_start_scores = warm_start_targets(model, bundle, validation, config,
-                                                        fresh=not checkpointer.restored)
+                                                        not checkpointer.restored, strategy)
     steps = config.steps_per_epoch or len(bundle.train_images) // config.batch_size
     guard = NonFiniteGuard()
     stop = StopOnSignal(checkpointer, steps, strategy)
@@ -250,8 +251,31 @@ def _train(model, bundle, validation, strategy, config: Config, restore_from: st
     return metrics
 
 
-def warm_start_targets(model, bundle, validation, config: Config, fresh: bool
+def warm_start_targets(model, bundle, validation, config: Config, fresh: bool, strategy
                        ) -> tuple[np.ndarray, dict]:
+    """The training targets of warm_start_on_chief on every worker. Under multi_worker only the
+    chief computes (or reads) the warm start and pre-trains the PCM; the other workers wait for
+    it and take its targets, PCM and alpha_k, so that every replica starts from one clustering
+    (each computing its own could number the clusters differently)."""
+    if is_chief(strategy):
+        targets, scores = warm_start_on_chief(model, bundle, validation, config, fresh)
+    else:
+        targets = np.zeros([len(bundle.train_images), config.num_components], np.float32)
+        scores = {}
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        targets, *weights, logits = from_chief(
+            strategy, [targets, *model.pcm.get_weights(), model.prior.mixture_logits.numpy()])
+        model.pcm.set_weights(weights)
+        model.prior.mixture_logits.assign(logits)
+        digest = hashlib.blake2b(targets.tobytes() + b"".join(w.tobytes() for w in weights),
+                                 digest_size=6).hexdigest()
+        print(f"Warm start: this worker starts from the chief's clusters and PCM (digest "
+              f"{digest})", flush=True)
+    return targets, scores
+
+
+def warm_start_on_chief(model, bundle, validation, config: Config, fresh: bool
+                        ) -> tuple[np.ndarray, dict]:
     """The warm start's responsibilities of the training images (cached in the workdir), and
     the validation scores of its stages (`validation`: the for_scoring bundle, or None). On a
     fresh run also pre-trains the PCM on them and starts alpha_k from the mixture weights (a

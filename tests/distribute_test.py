@@ -81,7 +81,7 @@ def _free_ports(n):
     return ports
 
 
-def _start_two_workers(workdir, scratch, epochs, steps_per_epoch=2):
+def _start_two_workers(workdir, scratch, epochs, steps_per_epoch=2, flags=()):
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     workers = []
     for index in range(2):
@@ -90,7 +90,7 @@ def _start_two_workers(workdir, scratch, epochs, steps_per_epoch=2):
         workers.append(subprocess.Popen(
             [sys.executable, "main.py", "--flagfile=flags/smoke.cfg", f"--workdir={workdir}",
              "--strategy=multi_worker", f"--epochs={epochs}", "--eval_every=0",
-             f"--steps_per_epoch={steps_per_epoch}"], cwd=ROOT, env=env,
+             f"--steps_per_epoch={steps_per_epoch}", *flags], cwd=ROOT, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return workers
 
@@ -104,8 +104,8 @@ def _outputs(workers):
     return outputs
 
 
-def _train_two_workers(workdir, scratch, epochs, steps_per_epoch=2):
-    return _outputs(_start_two_workers(workdir, scratch, epochs, steps_per_epoch))
+def _train_two_workers(workdir, scratch, epochs, steps_per_epoch=2, flags=()):
+    return _outputs(_start_two_workers(workdir, scratch, epochs, steps_per_epoch, flags))
 
 
 @pytest.mark.slow
@@ -124,6 +124,22 @@ def test_multi_worker_checkpoints_from_the_chief_and_resumes(tmp_path):
     assert "ckpt-2.index" in os.listdir(workdir / "checkpoints")
     assert os.listdir(scratch[1]) == []
     assert json.load(open(workdir / "metrics.json"))["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_multi_worker_default_recipe_trains_every_worker_on_the_chiefs_warm_start(tmp_path):
+    """Only the chief clusters the images and pre-trains the PCM; the other worker waits and
+    starts from the same targets, PCM and alpha_k (the digest each prints covers them)."""
+    scratch = [tmp_path / "scratch0", tmp_path / "scratch1"]
+    for s in scratch:
+        s.mkdir()
+    outputs = _train_two_workers(
+        tmp_path / "run", scratch, epochs=1,
+        flags=["--pcm_init=embedding", "--warm_start_autoencoder_steps=5",
+               "--warm_start_fit_images=300", "--warm_start_dims=2", "--pcm_pretrain_epochs=1"])
+    assert "Warm start 1/" in outputs[0] and "Warm start 1/" not in outputs[1]
+    digests = [re.findall(r"chief's clusters and PCM \(digest (\w+)\)", out) for out in outputs]
+    assert digests[0] == digests[1] and len(digests[0]) == 1, digests
 
 
 @pytest.mark.slow
