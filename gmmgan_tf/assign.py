@@ -7,7 +7,8 @@ training size exactly as the folder data set does (data_core.read_image_file: ce
 antialiased resize, [-1, 1]) and writes, under --assign_dir (default RUN/assign):
 
     assignments.csv              file, component (argmax Pr(k|x)), responsibility (that Pr),
-                                 p_0 .. p_{K-1} (every Pr(k|x)), then any extra per-image scores
+                                 p_0 .. p_{K-1} (every Pr(k|x)), then the served PCM's novelty
+                                 and is_novel (1 above its threshold; docs/NOVELTY.md)
     clusters/component_<k>.png   the images of component k, most responsible first (at most
                                  SHEET_IMAGES, SHEET_COLUMNS a row); a blank tile when it has none
 
@@ -157,9 +158,22 @@ def write_contact_sheets(out_dir: str, pictures: np.ndarray, responsibilities: n
     return paths
 
 
+def novelty_columns(model, bundle, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The served PCM's novelty outputs of the images of `outputs`, calibrated as the export
+    does; none, with a warning, for a run without a validation split to calibrate on (the
+    assignments do not need it)."""
+    try:
+        calibration = novelty.calibrate(model, bundle)
+    except ConfigError as e:
+        print(f"warning: no novelty columns: {e}")
+        return {}
+    scores = novelty.score(calibration.scorer, outputs, calibration.fitted)
+    return {"novelty": scores, "is_novel": (scores > calibration.threshold).astype(int)}
+
+
 def assign(config: Config) -> None:
     """The mode: loads RUN's PCM, assigns --images, writes the CSV and sheets, reports skips."""
-    trained, _, model = wd.load_trained_model(config.workdir, mode=config.mode,
+    trained, bundle, model = wd.load_trained_model(config.workdir, mode=config.mode,
                                               images=config.images)
     if model.pcm is None:
         raise ConfigError(f"--mode=assign: {config.workdir!r} is a --model={trained.model} run, "
@@ -168,9 +182,8 @@ def assign(config: Config) -> None:
     loaded = read_images(config.images, model.image_shape, progress=sys.stdout.isatty())
     outputs = novelty.gmmgan_outputs(model, loaded.images)
     responsibilities = outputs[novelty.RESPONSIBILITIES]
-    # The served PCM's novelty score (docs/NOVELTY.md): higher = less like the training images.
     write_csv(os.path.join(out, "assignments.csv"), loaded.names, responsibilities,
-              novelty=novelty.score(novelty.SERVED_SCORER, outputs))
+              **novelty_columns(model, bundle, outputs))
     write_contact_sheets(out, loaded.images, responsibilities)
     counts = np.bincount(responsibilities.argmax(axis=1), minlength=model.num_components)
     print(f"Assigned {len(loaded.names)} images to {model.num_components} components (images "

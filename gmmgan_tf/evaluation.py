@@ -125,10 +125,23 @@ def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
         ndb_z_threshold=config.ndb_z_threshold or None, seed=config.seed, progress=progress)
 
 
-def novelty_detection(model, data: DataBundle, warm_start_dir: str = "") -> dict:
-    """AUROC/AUPRC of every novelty scorer of the model (novelty.py) at finding the held-out
-    images of the classes the run left out of its training images (--exclude_classes); with the
-    run's warm-start cache `warm_start_dir`, also of its embedding density."""
+def served_novelty(calibration: novelty.Calibration, test_outputs: dict, data: DataBundle
+                   ) -> dict:
+    """How the served novelty score was calibrated (novelty.calibrate), and the share of the
+    test images of the trained classes it flags: FLAG_SHARE within binomial noise if the
+    validation images are like them."""
+    scores = novelty.score(calibration.scorer, test_outputs, calibration.fitted)
+    trained = ~np.isin(data.test_labels, data.excluded_classes)
+    return {**calibration.metadata(), "novelty_test_images": int(trained.sum()),
+            "novelty_test_flag_rate": float(np.mean(scores[trained] > calibration.threshold))}
+
+
+def novelty_detection(model, data: DataBundle, warm_start_dir: str = "",
+                      fitted: novelty.Fitted | None = None) -> dict:
+    """AUROC/AUPRC of every novelty scorer of the model (novelty.py; the fitted ones with
+    `fitted`) at finding the held-out images of the classes the run left out of its training
+    images (--exclude_classes); with the run's warm-start cache `warm_start_dir`, also of its
+    embedding density."""
     outputs = novelty.gmmgan_outputs(model, data.test_images)
     if warm_start_dir and os.path.isdir(warm_start_dir):
         try:
@@ -136,23 +149,30 @@ def novelty_detection(model, data: DataBundle, warm_start_dir: str = "") -> dict
         except (OSError, ValueError, EOFError) as e:  # the other scorers still report
             logging.warning("novelty: no embedding_density, %s is unreadable (%s)",
                             warm_start_dir, e)
-    scores = novelty.score_all(outputs)
+    scores = novelty.score_all(outputs, fitted)
     return novelty.detection_metrics(scores, data.test_labels, data.excluded_classes)
 
 
 def evaluate(model, data: DataBundle, config: Config, num_fakes: int,
              progress: bool = False) -> dict:
     """Every number of a trained model: PCM clustering, agreement, diversity and alpha_k against
-    the PCM's shares (gmmgan), novelty detection (runs with --exclude_classes) and sample quality
-    (with --eval_quality). Lists (per-bin, per-class, ROC curves) are kept for plots."""
-    scores = {}
+    the PCM's shares (gmmgan), the served novelty score's calibration (when the test split is
+    scored and there is a validation split), novelty detection (runs with --exclude_classes) and
+    sample quality (with --eval_quality). Lists (per-bin, per-class, ROC curves) are kept for
+    plots."""
+    scores, calibration = {}, None
     if model.pcm is not None:
         scores.update(pcm_scores(model, data, config.eval_samples, config.seed))
         scores.update(within_component_diversity(model, data, seed=config.seed))
         scores.update(mixture_weights(model, data))
+        if data.num_validation and data.held_out == "test":  # not per epoch: once, at the end
+            calibration = novelty.calibrate(model, data)
+            scores.update(served_novelty(calibration, novelty.gmmgan_outputs(
+                model, data.test_images), data))
     if data.excluded_classes:
         warm = os.path.join(config.workdir, warm_start.CACHE_DIR) if config.uses_warm_start else ""
-        scores.update(novelty_detection(model, data, warm))
+        scores.update(novelty_detection(model, data, warm,
+                                        calibration.fitted if calibration else None))
     if config.eval_quality:
         scores.update(sample_quality(model, data, config, num_fakes, progress))
     return scores

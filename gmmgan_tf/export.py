@@ -11,6 +11,8 @@
                                                              like the training images),
                                                              novelty_threshold [N] float32,
                                                              is_novel [N] bool
+                                        assets.extra/novelty.json: how the novelty outputs
+                                                          were fitted and calibrated
     <export_dir>/models.config          model_config_list for tensorflow_model_server
 
 Images out of the generator are float32 [N, H, W, C] in [-1, 1]. Every input is declared with an
@@ -25,11 +27,13 @@ export. A version is written to a hidden temporary directory (TF Serving only lo
 and renamed into place, so a failed export leaves earlier versions untouched and no partial one.
 Baselines without a PCM export only the generator.
 
-`novelty` is the scorer NOVELTY_SCORER of novelty.py (the best GMM-GAN scorer of the
-leave-one-digit-out table, docs/NOVELTY.md); the threshold is calibrated on the training images
-so that novelty.FLAG_SHARE (5 %) of them have is_novel = novelty > novelty_threshold. It is
-repeated per image so that every output has the batch dimension (TF Serving's row format needs
-it). The three outputs are additive: clients of older exports, which lack them, keep working.
+`novelty` is the scorer NOVELTY_SCORER of novelty.py (chosen by docs/NOVELTY.md's tables), its
+fitted parameters constants of the graph; the threshold is calibrated on the run's validation
+images, which it never trained on, so that novelty.FLAG_SHARE (5 %) of images like them have
+is_novel = novelty > novelty_threshold (novelty.calibrate; a run without a validation split is
+refused). It is repeated per image so that every output has the batch dimension (TF Serving's
+row format needs it). The three outputs are additive: clients of older exports, which lack
+them, keep working. TF Serving ignores assets.extra/ but for its warm-up file.
 """
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ from gmmgan_tf.images import atomic_write_bytes
 GENERATOR = "gmmgan_generator"
 PCM = "gmmgan_pcm"
 NOVELTY_SCORER = novelty.SERVED_SCORER
+METADATA = os.path.join("assets.extra", "novelty.json")
 
 
 def _validated(tensor: tf.Tensor, checks) -> tf.Tensor:
@@ -129,34 +134,29 @@ def generator_archive(model) -> keras.export.ExportArchive:
     return archive
 
 
-def novelty_threshold(model, train_images, scorer_name: str = NOVELTY_SCORER) -> float:
-    """The `scorer_name` score above which novelty.FLAG_SHARE of `train_images` lie."""
-    train_scores = novelty.score(scorer_name, novelty.gmmgan_outputs(model, train_images))
-    return novelty.flag_threshold(train_scores)
-
-
-def pcm_archive(model, threshold: float | None = None, scorer_name: str = NOVELTY_SCORER
+def pcm_archive(model, calibration: novelty.Calibration | None = None
                 ) -> keras.export.ExportArchive:
-    """The PCM's signatures; with a calibrated `threshold`, also the novelty outputs of
-    `scorer_name` (a scorer of the PCM's responsibilities or of D's logits)."""
-    scorer = novelty.SCORERS[scorer_name]
-    with_discriminator = threshold is not None and scorer.reads == novelty.DISCRIMINATOR_LOGITS
+    """The PCM's signatures; with a `calibration`, also the novelty outputs of its scorer (of
+    the PCM's outputs or of D's logits)."""
+    reads = novelty.SCORERS[calibration.scorer].reads if calibration else ()
     archive = keras.export.ExportArchive()
     archive.track(model.pcm)
-    if with_discriminator:
+    if novelty.DISCRIMINATOR_LOGITS in reads:
         archive.track(model.discriminator)
 
     def responsibilities(images):
         images = check_images(images, model.image_shape)
         probs = tf.nn.softmax(model.pcm(images, training=False))
         out = {"responsibilities": probs, "component": tf.argmax(probs, axis=-1)}
-        if threshold is None:
+        if calibration is None:
             return out
         outputs = {novelty.RESPONSIBILITIES: probs}
-        if with_discriminator:
+        if novelty.PCM_FEATURES in reads:
+            outputs[novelty.PCM_FEATURES] = model.pcm.encoder.channel_means(images)
+        if novelty.DISCRIMINATOR_LOGITS in reads:
             outputs[novelty.DISCRIMINATOR_LOGITS] = model.discriminator(images, training=False)
-        score = scorer.formula(outputs[scorer.reads])
-        limit = tf.fill(tf.shape(score), tf.constant(threshold, tf.float32))
+        score = novelty.SCORERS[calibration.scorer].formula(outputs, calibration.fitted)
+        limit = tf.fill(tf.shape(score), tf.constant(calibration.threshold, tf.float32))
         out.update(novelty=score, novelty_threshold=limit, is_novel=score > limit)
         return out
 
@@ -174,9 +174,11 @@ def next_version(*model_dirs: str) -> int:
     return max(versions, default=0) + 1
 
 
-def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, str]:
-    """Writes each archive to <export_dir>/<name>/<version>: all to hidden temporary
-    directories first, then renamed into place, so a failure leaves no new version behind."""
+def write_versions(archives: dict, export_dir: str, version: int, metadata: dict | None = None
+                   ) -> dict[str, str]:
+    """Writes each archive to <export_dir>/<name>/<version>, with metadata[name] (if any) as
+    the JSON file METADATA in it: all to hidden temporary directories first, then renamed into
+    place, so a failure leaves no new version behind."""
     temporary, written = {}, {}
     try:
         for name, archive in archives.items():
@@ -187,6 +189,8 @@ def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, s
             temporary[name] = os.path.join(export_dir, name, f".tmp-{version}-{os.getpid()}")
             with writing(final):
                 archive.write_out(temporary[name], verbose=False)
+                if name in (metadata or {}):
+                    wd.write_json(os.path.join(temporary[name], METADATA), metadata[name])
             written[name] = final
         for name, final in written.items():
             os.rename(temporary[name], final)
@@ -204,15 +208,16 @@ def models_config(export_dir: str, names: list[str]) -> str:
     return f"model_config_list {{\n{entries}}}\n"
 
 
-def export_model(model, export_dir: str, train_images=None) -> dict[str, str]:
+def export_model(model, export_dir: str, calibration: novelty.Calibration | None = None
+                 ) -> dict[str, str]:
     """Exports the generator (and the PCM if any) of `model`; returns {name: version dir}.
-    With `train_images`, the PCM also serves the novelty outputs, calibrated on them."""
+    With a `calibration` (novelty.calibrate), the PCM also serves the novelty outputs."""
     archives = {GENERATOR: generator_archive(model)}
     if model.pcm is not None:
-        threshold = None if train_images is None else novelty_threshold(model, train_images)
-        archives[PCM] = pcm_archive(model, threshold)
+        archives[PCM] = pcm_archive(model, calibration)
+    metadata = {PCM: calibration.metadata()} if calibration and PCM in archives else None
     version = next_version(*(os.path.join(export_dir, name) for name in (GENERATOR, PCM)))
-    written = write_versions(archives, export_dir, version)
+    written = write_versions(archives, export_dir, version, metadata)
     served = sorted(name for name in (GENERATOR, PCM)
                     if os.path.isdir(os.path.join(export_dir, name)))
     atomic_write_bytes(os.path.join(export_dir, "models.config"),
@@ -224,10 +229,13 @@ def export(config: Config) -> None:
     """--mode=export: the latest checkpoint of --workdir to --export_dir."""
     _, bundle, model = wd.load_trained_model(config.workdir, mode=config.mode,
                                              export_dir=config.export_dir)
-    written = export_model(model, config.export_dir, bundle.train_images)
-    if PCM in written:
-        print(f"{PCM}: novelty = {NOVELTY_SCORER}; is_novel flags "
-              f"{novelty.FLAG_SHARE:.0%} of the {len(bundle.train_images)} training images")
+    calibration = novelty.calibrate(model, bundle) if model.pcm is not None else None
+    written = export_model(model, config.export_dir, calibration)
+    if calibration:
+        print(f"{PCM}: novelty = {calibration.scorer}, fitted on the "
+              f"{calibration.train_images} training images; is_novel flags "
+              f"{novelty.FLAG_SHARE:.0%} of the {calibration.calibration_images} validation "
+              "images (never trained on)")
     for name, path in written.items():
         print(f"Wrote {path} ({name})")
     print(f"Wrote {os.path.join(config.export_dir, 'models.config')}: serve with "

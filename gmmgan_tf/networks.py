@@ -73,6 +73,15 @@ class Encoder(keras.Model):
     def call(self, images, training=False):
         return self.net(images, training=training)
 
+    def channel_means(self, images):
+        """[N, c]: each map of the last convolution averaged over its positions. The novelty
+        scorers fit Gaussians to these (as Lee et al. 2018 do to a classifier's pooled
+        features): the flat features, h * w * c of them, are too many for a covariance."""
+        maps = images
+        for layer in self.net.layers[:-1]:  # all but the Flatten
+            maps = layer(maps, training=False)
+        return tf.reduce_mean(maps, axis=[1, 2])
+
 
 class Head(keras.Model):
     """Encoder + Dense(units): D's real/fake logits (1 or K heads) or the PCM's K logits."""

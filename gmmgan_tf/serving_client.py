@@ -133,7 +133,8 @@ def _first_line(text: str) -> str:
 
 def format_table(names: list[str], outputs: dict[str, np.ndarray]) -> str:
     """One row per image: component and Pr(k|x); with an export that serves novelty, also the
-    score and NOVEL when it is above the threshold (which flags 5 % of the training images)."""
+    score and NOVEL when it is above the threshold (which flags 5 % of the run's validation
+    images, which it never trained on)."""
     probs = outputs["responsibilities"]
     served = "novelty" in outputs
     header = ("image\tcomponent\t" + ("novelty\tnovel\t" if served else "")
@@ -148,7 +149,7 @@ def format_table(names: list[str], outputs: dict[str, np.ndarray]) -> str:
     lines = [header] + rows
     if served and len(probs):
         threshold = float(np.asarray(outputs["novelty_threshold"]).ravel()[0])
-        lines.append(f"# novelty > {threshold:.3f} marks NOVEL (5 % of the training images "
+        lines.append(f"# novelty > {threshold:.3f} marks NOVEL (5 % of the validation images "
                      "are): the image may belong to none of the components")
     return "\n".join(lines)
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from cli_test import main_py
 from conftest import tiny_config
-from gmmgan_tf import assign, images, train
+from gmmgan_tf import assign, data, images, novelty, train
 from gmmgan_tf import workdir as wd
 from gmmgan_tf.config import ConfigError
 from gmmgan_tf.data_core import UnreadableImage
@@ -55,16 +55,21 @@ def test_assign_a_folder_writes_the_csv_sheets_and_reports_the_broken_file(run, 
         rows = list(csv.reader(f))
     k = model.num_components
     assert rows[0] == (["file", "component", "responsibility"] + [f"p_{j}" for j in range(k)]
-                       + ["novelty"])
+                       + ["novelty", "is_novel"])
     by_file = {os.path.normpath(r[0]): r for r in rows[1:]}
     assert sorted(by_file) == sorted(names)
     expected = model.responsibilities(held_out)
     got = np.array([[float(x) for x in by_file[name][3:3 + k]] for name in names])
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    # The served novelty score: the entropy of the responsibilities (novelty.SERVED_SCORER).
-    entropy = -np.sum(expected * np.log(np.maximum(expected, 1e-30)), axis=1)
-    np.testing.assert_allclose([float(by_file[name][-1]) for name in names], entropy,
+    # The served novelty score, fitted and calibrated on the run's training and validation
+    # images as the export does.
+    calibration = novelty.calibrate(model, data.load(tiny_config()))
+    served = novelty.score(calibration.scorer, novelty.gmmgan_outputs(model, held_out),
+                           calibration.fitted)
+    np.testing.assert_allclose([float(by_file[name][-2]) for name in names], served,
                                rtol=1e-4, atol=1e-4)
+    novel = [by_file[name][-1] for name in names]
+    np.testing.assert_array_equal(novel, np.where(served > calibration.threshold, "1", "0"))
     components = np.array([int(by_file[name][1]) for name in names])
     np.testing.assert_array_equal(components, expected.argmax(1))
     np.testing.assert_allclose([float(by_file[name][2]) for name in names], expected.max(1),
@@ -138,3 +143,14 @@ def test_images_flag_is_checked(tmp_path):
     (tmp_path / "a.png").write_bytes(b"")
     with pytest.raises(ConfigError, match="--images: .* is neither a folder nor a .npy file"):
         tiny_config(mode="assign", images=str(tmp_path / "a.png"))
+
+
+def test_a_run_without_a_validation_split_gets_no_novelty_columns(run, capsys):
+    """The assignments do not need the novelty score, so a run trained without a validation
+    split (nothing unseen to calibrate on) is assigned, with a warning, instead of refused."""
+    _, model, held_out = run
+    labels = np.zeros(len(held_out), np.int64)
+    legacy = data.DataBundle("old", held_out, labels, held_out, labels, num_classes=10)
+    assert assign.novelty_columns(model, legacy, {}) == {}
+    assert capsys.readouterr().out.startswith(
+        "warning: no novelty columns: old: this run has no validation split")
