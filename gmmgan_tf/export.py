@@ -152,7 +152,7 @@ def pcm_archive(model, calibration: novelty.Calibration | None = None
             return out
         outputs = {novelty.RESPONSIBILITIES: probs}
         if novelty.PCM_FEATURES in reads:
-            outputs[novelty.PCM_FEATURES] = model.pcm.encoder.channel_means(images)
+            outputs[novelty.PCM_FEATURES] = model.pcm.encoder.channel_moments(images)
         if novelty.DISCRIMINATOR_LOGITS in reads:
             outputs[novelty.DISCRIMINATOR_LOGITS] = model.discriminator(images, training=False)
         score = novelty.SCORERS[calibration.scorer].formula(outputs, calibration.fitted)

@@ -73,14 +73,17 @@ class Encoder(keras.Model):
     def call(self, images, training=False):
         return self.net(images, training=training)
 
-    def channel_means(self, images):
-        """[N, c]: each map of the last convolution averaged over its positions. The novelty
-        scorers fit Gaussians to these (as Lee et al. 2018 do to a classifier's pooled
-        features): the flat features, h * w * c of them, are too many for a covariance."""
+    def channel_moments(self, images):
+        """[N, 2c]: the mean and the standard deviation of each map of the last convolution
+        over its positions. The novelty scorers fit Gaussians to these (Lee et al. 2018 pool
+        a classifier's maps by their mean; the spread tells an image with strokes from a blank
+        or constant one, whose maps are flat): the flat features, h * w * c of them, are too
+        many for a covariance."""
         maps = images
         for layer in self.net.layers[:-1]:  # all but the Flatten
             maps = layer(maps, training=False)
-        return tf.reduce_mean(maps, axis=[1, 2])
+        return tf.concat([tf.reduce_mean(maps, axis=[1, 2]),
+                          tf.math.reduce_std(maps, axis=[1, 2])], axis=-1)
 
 
 class Head(keras.Model):
