@@ -165,6 +165,36 @@ def test_flag_threshold_flags_the_share_of_training_scores():
     assert np.sum(train > threshold) == 50
 
 
+def test_served_novelty_reports_its_calibration_and_the_flag_rate_of_the_trained_classes():
+    """metrics.json's record of the served score: fitted on the training images, calibrated on
+    the validation images (5 % of 20 flagged), and the share of the test images of the trained
+    classes flagged (the excluded class 1 is novel, so it does not count)."""
+    from gmmgan_tf import evaluation
+
+    model = GMMGAN(tiny_config(), (28, 28, 1))
+    images = np.random.default_rng(0).uniform(-1, 1, (100, 28, 28, 1)).astype(np.float32)
+    labels = np.arange(100) % 2
+    bundle = data.DataBundle("toy", images[:40], np.zeros(40, np.int64), images[60:],
+                             labels[60:], num_classes=2, excluded_classes=(1,),
+                             val_images=images[40:60], val_labels=np.zeros(20, np.int64))
+    calibration = novelty.calibrate(model, bundle)
+    test_outputs = novelty.gmmgan_outputs(model, bundle.test_images)
+    out = evaluation.served_novelty(calibration, test_outputs, bundle)
+    scores = novelty.score(novelty.SERVED_SCORER, test_outputs, calibration.fitted)
+    assert out["novelty_test_flag_rate"] == np.mean(scores[labels[60:] == 0]
+                                                    > calibration.threshold)
+    assert {k: out[k] for k in ("novelty_scorer", "novelty_flag_share", "novelty_fit_split",
+                                "novelty_fit_images", "novelty_calibration_split",
+                                "novelty_calibration_images", "novelty_test_images")} == {
+        "novelty_scorer": novelty.SERVED_SCORER, "novelty_flag_share": 0.05,
+        "novelty_fit_split": "train", "novelty_fit_images": 40,
+        "novelty_calibration_split": "validation", "novelty_calibration_images": 20,
+        "novelty_test_images": 20}
+    validation = novelty.score(novelty.SERVED_SCORER, novelty.gmmgan_outputs(
+        model, bundle.val_images), calibration.fitted)
+    assert np.sum(validation > out["novelty_threshold"]) == 1
+
+
 def test_detection_metrics_against_pair_counting():
     labels = np.array([0, 0, 1, 1, 2, 2, 3, 3])
     scores = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.3, 0.5])
@@ -261,8 +291,10 @@ def test_leave_one_digit_out_end_to_end(tmp_path):
     metrics = json.load(open(os.path.join(workdir, "eval", "metrics.json")))
     assert os.path.getsize(os.path.join(workdir, "eval", "novelty_roc.png")) > 0
     assert (metrics["novelty_positives"], metrics["novelty_negatives"]) == (100, 900)
-    assert {f"novelty_auroc_{s}" for s in ("max_responsibility", "entropy", "discriminator")
-            } <= set(metrics)
+    assert {f"novelty_auroc_{s}" for s in ("max_responsibility", "entropy", "discriminator",
+                                           "mahalanobis", "combined")} <= set(metrics)
+    assert (metrics["novelty_calibration_split"], metrics["novelty_calibration_images"],
+            metrics["novelty_test_images"]) == ("validation", 360, 900)
     export.export(dataclasses.replace(config, mode="export"))
     test = data.load(config)
     served = TF1Model(os.path.join(export_dir, "gmmgan_pcm", "1")).run(
