@@ -44,6 +44,11 @@ class Config:
         "mnist_5k (embedded, offline) | mnist | fashion_mnist | cifar10 | oxford_flowers102 | "
         "imbalanced_<name> | folder:<path>.")
     data_dir: str = _field("", "TFDS data directory (default: ~/tensorflow_datasets).")
+    download: str = _field(
+        "auto", "TFDS sets not prepared in --data_dir: auto = download and prepare them (TFDS's "
+        "own download_and_prepare) when their download host answers within a second, else fail "
+        "at once | always = download without that check | never = fail at once.",
+        ("auto", "always", "never"))
     image_size: int = _field(
         0, f"Image side in pixels, one of {SUPPORTED_IMAGE_SIZES}; 0 = the data set's own size "
         "(28 for the MNIST family, 32 for cifar10, 64 for oxford_flowers102 and folders).")

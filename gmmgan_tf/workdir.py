@@ -34,7 +34,7 @@ from gmmgan_tf.images import atomic_write_bytes
 
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_OPTIONS = frozenset({
-    "mode", "workdir", "data_dir", "epochs", "eval_every", "eval_samples", "eval_quality",
+    "mode", "workdir", "data_dir", "download", "epochs", "eval_every", "eval_samples", "eval_quality",
     "compare", "sample_rows", "metrics_cache_dir", "inception_weights", "export_dir",
     "jit_compile", "strategy", "num_virtual_devices", "images", "assign_dir", "raw_generator"})
 
