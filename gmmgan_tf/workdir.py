@@ -18,6 +18,7 @@ a damaged `checkpoint` state file is rebuilt from the ckpt-* files present (docs
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
@@ -265,17 +266,25 @@ def _checkpoint_number(prefix: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def _listed_prefixes(directory: str) -> list[str] | None:
-    """The prefixes the `checkpoint` state file lists; None when it is missing or damaged."""
+@contextlib.contextmanager
+def _quiet_tf_logger():
+    """TensorFlow's Python logger at ERROR within the block."""
     tf_logger = tf.get_logger()
     level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)  # TF's own two warning lines about a damaged file
+    tf_logger.setLevel(logging.ERROR)
     try:
-        state = tf.train.get_checkpoint_state(directory)
-    except ValueError:  # UnicodeDecodeError, or a state naming no checkpoint
-        state = None
+        yield
     finally:
         tf_logger.setLevel(level)
+
+
+def _listed_prefixes(directory: str) -> list[str] | None:
+    """The prefixes the `checkpoint` state file lists; None when it is missing or damaged."""
+    try:
+        with _quiet_tf_logger():  # TF's own two warning lines about a damaged file
+            state = tf.train.get_checkpoint_state(directory)
+    except ValueError:  # UnicodeDecodeError, or a state naming no checkpoint
+        state = None
     if state is None:
         return None
     return list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]
@@ -304,14 +313,17 @@ def repair_state_file(directory: str) -> None:
     print(f"warning: {state_file} is {'damaged' if os.path.exists(state_file) else 'missing'}; "
           f"rebuilt it from the {len(present)} checkpoint(s) present", flush=True)
     times = [os.path.getmtime(index) for index in present]
-    names = [os.path.basename(index[:-len(".index")]) for index in present]
-    # The CheckpointState text proto; the manager rotates checkpoints newer than
-    # last_preserved_timestamp, so the old ones go as new ones are saved.
-    lines = [f'model_checkpoint_path: "{names[-1]}"']
-    lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
-    lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in times]
-    lines.append(f"last_preserved_timestamp: {min(times) - 1!r}")
-    atomic_write_bytes(state_file, ("\n".join(lines) + "\n").encode())
+    # Given a relative directory, TF writes the names relative to it, as CheckpointManager does,
+    # so the workdir can move; it writes a temporary file and renames it into place. The manager
+    # rotates checkpoints newer than last_preserved_timestamp, so the old ones go as new ones
+    # are saved.
+    relative = os.path.relpath(directory)
+    prefixes = [os.path.join(relative, os.path.basename(index[:-len(".index")]))
+                for index in present]
+    with _quiet_tf_logger():  # its deprecation notice: CheckpointManager cannot adopt files
+        tf.compat.v1.train.update_checkpoint_state(
+            relative, prefixes[-1], prefixes, all_model_checkpoint_timestamps=times,
+            last_preserved_timestamp=min(times) - 1)
 
 
 def load_trained_model(workdir: str, **overrides):
