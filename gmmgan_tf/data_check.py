@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+from gmmgan_tf import image_input
 from gmmgan_tf.config import TFDS_DATASETS, Config
 from gmmgan_tf.errors import DataError
 
@@ -65,12 +66,15 @@ def tfds_source(name: str, data_dir: str) -> str:
 
 
 def check_available(config: Config) -> None:
-    """Raises DataError at once when the data of config.dataset cannot be there."""
+    """Raises DataError at once when the data of config.dataset, or the images that
+    --mode=assign sorts (image_input.check: a few ms, or one image decoded), cannot be used."""
     name = config.dataset.removeprefix("imbalanced_")
     if name in TFDS_DATASETS:
         tfds_source(name, config.data_dir or default_data_dir())
     elif name.startswith("folder:"):
         readable_folder(name[len("folder:"):])
+    if config.mode == "assign":
+        image_input.check([config.images])
 
 
 def readable_folder(path: str) -> pathlib.Path:

@@ -364,9 +364,9 @@ def test_client_reads_pngs_and_npy(tmp_path):
     for i, p in enumerate(pixels):
         paths.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(p).save(paths[-1])
-    np.testing.assert_array_equal(serving_client.load_images(paths), pixels[..., None])
+    np.testing.assert_array_equal(serving_client.load_images(paths).images, pixels[..., None])
     np.save(tmp_path / "batch.npy", pixels[..., None])
-    batch = serving_client.load_images([str(tmp_path / "batch.npy")])
+    batch = serving_client.load_images([str(tmp_path / "batch.npy")]).images
     assert serving_client.signature_for(serving_client.validate_images(batch)) == "serving_uint8"
 
 
