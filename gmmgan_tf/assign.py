@@ -30,7 +30,7 @@ import numpy as np
 
 from gmmgan_tf import image_input
 from gmmgan_tf import images as images_lib
-from gmmgan_tf import novelty
+from gmmgan_tf import novelty, run_options
 from gmmgan_tf import workdir as wd
 from gmmgan_tf.config import Config, ConfigError
 
@@ -73,8 +73,7 @@ def write_contact_sheets(out_dir: str, pictures: np.ndarray, responsibilities: n
 
 def assign(config: Config) -> None:
     """The mode: loads RUN's PCM, assigns --images, writes the CSV and sheets, reports skips."""
-    trained, _, model = wd.load_trained_model(config.workdir, mode=config.mode,
-                                              images=config.images)
+    trained, _, model = wd.load_trained_model(config.workdir, **run_options.overrides(config))
     if model.pcm is None:
         raise ConfigError(f"--mode=assign: {config.workdir!r} is a --model={trained.model} run, "
                           "which has no PCM to assign images with; use a --model=gmmgan run")

@@ -111,6 +111,44 @@ def test_assign_refuses_bad_images_before_loading_the_model(case, tmp_path):
     assert result.stderr.splitlines() == ["error: --images: " + tail.format(p=path)]
 
 
+@pytest.mark.parametrize("args, line", [
+    (["--mode=sample", "--num_components=5"],
+     "--num_components: 5 differs from the run in '{run}' (10), and --mode=sample uses the run's "
+     "own; drop --num_components (another value needs a run trained with it)"),
+    *[([f"--mode={mode}", "--dataset=fashion_mnist", "--images={run}"],
+       "--dataset: 'fashion_mnist' differs from the run in '{run}' ('mnist_5k'), and "
+       f"--mode={mode} uses the run's own; drop --dataset (another value needs a run trained "
+       "with it)") for mode in ("evaluate", "sample", "export", "assign")],
+    (["--mode=interpolate", "--sample_rows=3"],
+     "--sample_rows: 3 differs from the run in '{run}' (10), and --mode=interpolate uses the "
+     "run's own; drop --sample_rows (another value needs a run trained with it)"),
+    (["--mode=sample", "--workdir={run}/missing"],
+     "--workdir: '{run}/missing' does not exist; pass the folder of a trained run (--mode=train "
+     "makes one)"),
+], ids=["num_components", "evaluate", "sample", "export", "assign", "interpolate", "missing"])
+def test_an_option_the_mode_cannot_honour_is_refused_at_once(args, line, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(Config().resolved())))
+    start = time.time()
+    result = main_py(f"--workdir={run}", *[arg.format(run=run) for arg in args], timeout=60)
+    assert time.time() - start < 2  # before TensorFlow is imported
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["error: " + line.format(run=run)]
+
+
+def test_options_the_mode_takes_or_that_agree_with_the_run_are_allowed(tmp_path):
+    from gmmgan_tf import run_options
+
+    (tmp_path / "config.json").write_text(json.dumps(dataclasses.asdict(Config().resolved())))
+    config = Config(mode="evaluate", workdir=str(tmp_path), ndb_bins=10, seed=3, num_components=10,
+                    dataset="mnist_5k", image_size=28)
+    run_options.check_command(config, {"mode", "workdir", "ndb_bins", "seed", "num_components",
+                                       "dataset", "image_size", "data_dir"})
+    assert run_options.overrides(config)["ndb_bins"] == 10
+    assert "data_dir" not in run_options.overrides(config)  # empty: the run's own
+
+
 @pytest.mark.parametrize("make_second, problem", [
     (lambda b: None, "does not exist"),
     (lambda b: b.mkdir(), "holds no trained run (no config.json with a checkpoint, nor "
