@@ -296,9 +296,8 @@ def load_trained_model(workdir: str, **overrides):
     # The data exactly as the run was trained (its own --seed splits folder and flowers sets;
     # only where it is prepared may differ); the overrides change only what this command does
     # with the model.
-    bundle = data_lib.load(load_config(workdir, **{name: value for name, value in
-                                                   overrides.items() if name == "data_dir"}))
     config = dataclasses.replace(load_config(workdir, **overrides), workdir=workdir)
+    bundle = data_lib.load(load_config(workdir, data_dir=config.data_dir))
     model = GMMGAN(config, bundle.image_shape)
     Checkpointer(model, workdir).restore_trained(
         f"--workdir: {workdir!r} has no checkpoint yet; train first")
