@@ -234,6 +234,9 @@ class Config:
     export_dir: str = _field(
         "saved_models", "--mode=export: writes <dir>/gmmgan_generator/<v>/, "
         "<dir>/gmmgan_pcm/<v>/ and <dir>/models.config (TF Serving layout).")
+    export_replace_model: bool = _field(
+        False, "--mode=export: allow a run of another data set or image size than the newest "
+        "version in --export_dir (a running server then switches to it); refused without.")
 
     # --- clustering a user's images, --mode=assign (gmmgan_tf/assign.py) -----------------------
     images: str = _field(

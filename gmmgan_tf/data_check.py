@@ -18,6 +18,7 @@ import threading
 import urllib.parse
 import urllib.request
 
+from gmmgan_tf import image_input
 from gmmgan_tf.config import TFDS_DATASETS, Config
 from gmmgan_tf.errors import DataError
 
@@ -119,12 +120,15 @@ def tfds_source(name: str, data_dir: str, download: str) -> str:
 
 
 def check_available(config: Config) -> None:
-    """Raises DataError at once when the data of config.dataset cannot be had."""
+    """Raises DataError at once when the data of config.dataset, or the images that
+    --mode=assign sorts (image_input.check: a few ms, or one image decoded), cannot be had."""
     name = config.dataset.removeprefix("imbalanced_")
     if name in TFDS_DATASETS:
         tfds_source(name, config.data_dir or default_data_dir(), config.download)
     elif name.startswith("folder:"):
         readable_folder(name[len("folder:"):])
+    if config.mode == "assign":
+        image_input.check([config.images])
 
 
 def readable_folder(path: str) -> pathlib.Path:

@@ -11,7 +11,9 @@
                                                              like the training images),
                                                              novelty_threshold [N] float32,
                                                              is_novel [N] bool
-    <export_dir>/models.config          model_config_list for tensorflow_model_server
+    <export_dir>/models.config          model_config_list for tensorflow_model_server, a
+                                        comment a version naming the run it came from
+    <v>/assets.extra/provenance.json    that run: workdir, data set, image shape, code, date
 
 Images out of the generator are float32 [N, H, W, C] in [-1, 1]. Every input is declared with an
 unknown shape and checked inside the graph (rank, size, channels; float values by the rule of
@@ -23,7 +25,9 @@ signature has one dtype: uint8 for decoded PNGs, float32 to chain the generator'
 Each model directory gets version max(existing) + 1, the same number for both models of one
 export. A version is written to a hidden temporary directory (TF Serving only loads numeric ones)
 and renamed into place, so a failed export leaves earlier versions untouched and no partial one.
-Baselines without a PCM export only the generator.
+Baselines without a PCM export only the generator. A run of another data set or image size
+than the newest version is refused unless --export_replace_model (provenance.py), since a
+running server would switch to it.
 
 `novelty` is the scorer NOVELTY_SCORER of novelty.py (the best GMM-GAN scorer of the
 leave-one-digit-out table, docs/NOVELTY.md); the threshold is calibrated on the training images
@@ -39,7 +43,7 @@ import shutil
 import keras
 import tensorflow as tf
 
-from gmmgan_tf import image_range, novelty, workdir as wd
+from gmmgan_tf import image_range, novelty, provenance, run_options, workdir as wd
 from gmmgan_tf.config import Config
 from gmmgan_tf.errors import writing
 from gmmgan_tf.images import atomic_write_bytes
@@ -169,14 +173,14 @@ def pcm_archive(model, threshold: float | None = None, scorer_name: str = NOVELT
 
 def next_version(*model_dirs: str) -> int:
     """1 + the largest numeric version under any of `model_dirs` (1 when there is none)."""
-    versions = [int(name) for d in model_dirs if os.path.isdir(d)
-                for name in os.listdir(d) if name.isdigit()]
-    return max(versions, default=0) + 1
+    return max((v for d in model_dirs for v in provenance.versions(d)), default=0) + 1
 
 
-def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, str]:
-    """Writes each archive to <export_dir>/<name>/<version>: all to hidden temporary
-    directories first, then renamed into place, so a failure leaves no new version behind."""
+def write_versions(archives: dict, export_dir: str, version: int, origin: dict | None = None
+                   ) -> dict[str, str]:
+    """Writes each archive to <export_dir>/<name>/<version>, with `origin` (provenance.record)
+    in each: all to hidden temporary directories first, then renamed into place, so a failure
+    leaves no new version behind."""
     temporary, written = {}, {}
     try:
         for name, archive in archives.items():
@@ -187,6 +191,8 @@ def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, s
             temporary[name] = os.path.join(export_dir, name, f".tmp-{version}-{os.getpid()}")
             with writing(final):
                 archive.write_out(temporary[name], verbose=False)
+                if origin is not None:
+                    provenance.write(temporary[name], origin)
             written[name] = final
         for name, final in written.items():
             os.rename(temporary[name], final)
@@ -197,22 +203,30 @@ def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, s
 
 
 def models_config(export_dir: str, names: list[str]) -> str:
-    """model_config_list text proto for `tensorflow_model_server --model_config_file`."""
-    entries = "".join(
-        f'  config {{\n    name: "{name}"\n    base_path: "{os.path.abspath(os.path.join(export_dir, name))}"\n'
-        f'    model_platform: "tensorflow"\n  }}\n' for name in names)
-    return f"model_config_list {{\n{entries}}}\n"
+    """model_config_list text proto for `tensorflow_model_server --model_config_file`, with a
+    comment a version saying which run it came from."""
+    entries = []
+    for name in names:
+        base = os.path.abspath(os.path.join(export_dir, name))
+        comments = "".join(
+            f"    {provenance.comment(v, provenance.read(os.path.join(base, str(v))))}\n"
+            for v in provenance.versions(base))
+        entries.append(f'  config {{\n    name: "{name}"\n    base_path: "{base}"\n'
+                       f'    model_platform: "tensorflow"\n{comments}  }}\n')
+    return f"model_config_list {{\n{''.join(entries)}}}\n"
 
 
-def export_model(model, export_dir: str, train_images=None) -> dict[str, str]:
+def export_model(model, export_dir: str, train_images=None, origin: dict | None = None
+                 ) -> dict[str, str]:
     """Exports the generator (and the PCM if any) of `model`; returns {name: version dir}.
-    With `train_images`, the PCM also serves the novelty outputs, calibrated on them."""
+    With `train_images`, the PCM also serves the novelty outputs, calibrated on them; `origin`
+    (provenance.record) is written into every version."""
     archives = {GENERATOR: generator_archive(model)}
     if model.pcm is not None:
         threshold = None if train_images is None else novelty_threshold(model, train_images)
         archives[PCM] = pcm_archive(model, threshold)
     version = next_version(*(os.path.join(export_dir, name) for name in (GENERATOR, PCM)))
-    written = write_versions(archives, export_dir, version)
+    written = write_versions(archives, export_dir, version, origin)
     served = sorted(name for name in (GENERATOR, PCM)
                     if os.path.isdir(os.path.join(export_dir, name)))
     atomic_write_bytes(os.path.join(export_dir, "models.config"),
@@ -222,9 +236,10 @@ def export_model(model, export_dir: str, train_images=None) -> dict[str, str]:
 
 def export(config: Config) -> None:
     """--mode=export: the latest checkpoint of --workdir to --export_dir."""
-    _, bundle, model = wd.load_trained_model(config.workdir, mode=config.mode,
-                                             export_dir=config.export_dir)
-    written = export_model(model, config.export_dir, bundle.train_images)
+    trained, bundle, model = wd.load_trained_model(config.workdir,
+                                                   **run_options.overrides(config))
+    written = export_model(model, config.export_dir, bundle.train_images,
+                           provenance.record(config.workdir, trained, bundle.image_shape))
     if PCM in written:
         print(f"{PCM}: novelty = {NOVELTY_SCORER}; is_novel flags "
               f"{novelty.FLAG_SHARE:.0%} of the {len(bundle.train_images)} training images")
