@@ -338,7 +338,6 @@ def run_adversarial(config: Config) -> None:
     trained, bundle, model = load_trained_mfa(config)
     out = wd.path(config.workdir, "adversarial")
     train, test = bundle.train_images, bundle.test_images
-    keras.utils.set_random_seed(trained.seed)  # the critic's initialisation
     adv = AdversarialMFA(model, seed=trained.seed)
     batch = min(ADVERSARIAL_BATCH, len(train))
     print(f"Adversarial MFA: {trained.adversarial_steps} generator steps of {batch} images "
