@@ -11,6 +11,7 @@ import os
 import numpy as np
 from absl import logging
 from scipy import special
+from scipy.spatial import distance
 
 from gmmgan_tf import data as data_lib, novelty, warm_start
 from gmmgan_tf.config import Config
@@ -74,11 +75,8 @@ def within_component_diversity(model, data: DataBundle, num_per_component: int =
 
 
 def _mean_pairwise_distance(x: np.ndarray) -> float:
-    """Over distinct pairs; 0.0 for fewer than 2 rows."""
-    sq = np.sum(x * x, axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)
-    n = len(x)
-    return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
+    """Euclidean, over distinct pairs; 0.0 for fewer than 2 rows."""
+    return float(distance.pdist(x).mean()) if len(x) > 1 else 0.0
 
 
 def mixture_weights(model, data: DataBundle) -> dict:

@@ -13,7 +13,9 @@
                                                              is_novel [N] bool
                                         assets.extra/novelty.json: how the novelty outputs
                                                           were fitted and calibrated
-    <export_dir>/models.config          model_config_list for tensorflow_model_server
+    <export_dir>/models.config          model_config_list for tensorflow_model_server, a
+                                        comment a version naming the run it came from
+    <v>/assets.extra/provenance.json    that run: workdir, data set, image shape, code, date
 
 Images out of the generator are float32 [N, H, W, C] in [-1, 1]. Every input is declared with an
 unknown shape and checked inside the graph (rank, size, channels; float values by the rule of
@@ -25,7 +27,9 @@ signature has one dtype: uint8 for decoded PNGs, float32 to chain the generator'
 Each model directory gets version max(existing) + 1, the same number for both models of one
 export. A version is written to a hidden temporary directory (TF Serving only loads numeric ones)
 and renamed into place, so a failed export leaves earlier versions untouched and no partial one.
-Baselines without a PCM export only the generator.
+Baselines without a PCM export only the generator. A run of another data set or image size
+than the newest version is refused unless --export_replace_model (provenance.py), since a
+running server would switch to it.
 
 `novelty` is the scorer NOVELTY_SCORER of novelty.py (chosen by docs/NOVELTY.md's tables), its
 fitted parameters constants of the graph; the threshold is calibrated on the run's validation
@@ -43,7 +47,7 @@ import shutil
 import keras
 import tensorflow as tf
 
-from gmmgan_tf import image_range, novelty, workdir as wd
+from gmmgan_tf import image_range, novelty, provenance, run_options, workdir as wd
 from gmmgan_tf.config import Config
 from gmmgan_tf.errors import writing
 from gmmgan_tf.images import atomic_write_bytes
@@ -169,16 +173,14 @@ def pcm_archive(model, calibration: novelty.Calibration | None = None
 
 def next_version(*model_dirs: str) -> int:
     """1 + the largest numeric version under any of `model_dirs` (1 when there is none)."""
-    versions = [int(name) for d in model_dirs if os.path.isdir(d)
-                for name in os.listdir(d) if name.isdigit()]
-    return max(versions, default=0) + 1
+    return max((v for d in model_dirs for v in provenance.versions(d)), default=0) + 1
 
 
-def write_versions(archives: dict, export_dir: str, version: int, metadata: dict | None = None
-                   ) -> dict[str, str]:
+def write_versions(archives: dict, export_dir: str, version: int, metadata: dict | None = None,
+                   origin: dict | None = None) -> dict[str, str]:
     """Writes each archive to <export_dir>/<name>/<version>, with metadata[name] (if any) as
-    the JSON file METADATA in it: all to hidden temporary directories first, then renamed into
-    place, so a failure leaves no new version behind."""
+    the JSON file METADATA and `origin` (provenance.record) in it: all to hidden temporary
+    directories first, then renamed into place, so a failure leaves no new version behind."""
     temporary, written = {}, {}
     try:
         for name, archive in archives.items():
@@ -191,6 +193,8 @@ def write_versions(archives: dict, export_dir: str, version: int, metadata: dict
                 archive.write_out(temporary[name], verbose=False)
                 if name in (metadata or {}):
                     wd.write_json(os.path.join(temporary[name], METADATA), metadata[name])
+                if origin is not None:
+                    provenance.write(temporary[name], origin)
             written[name] = final
         for name, final in written.items():
             os.rename(temporary[name], final)
@@ -201,23 +205,30 @@ def write_versions(archives: dict, export_dir: str, version: int, metadata: dict
 
 
 def models_config(export_dir: str, names: list[str]) -> str:
-    """model_config_list text proto for `tensorflow_model_server --model_config_file`."""
-    entries = "".join(
-        f'  config {{\n    name: "{name}"\n    base_path: "{os.path.abspath(os.path.join(export_dir, name))}"\n'
-        f'    model_platform: "tensorflow"\n  }}\n' for name in names)
-    return f"model_config_list {{\n{entries}}}\n"
+    """model_config_list text proto for `tensorflow_model_server --model_config_file`, with a
+    comment a version saying which run it came from."""
+    entries = []
+    for name in names:
+        base = os.path.abspath(os.path.join(export_dir, name))
+        comments = "".join(
+            f"    {provenance.comment(v, provenance.read(os.path.join(base, str(v))))}\n"
+            for v in provenance.versions(base))
+        entries.append(f'  config {{\n    name: "{name}"\n    base_path: "{base}"\n'
+                       f'    model_platform: "tensorflow"\n{comments}  }}\n')
+    return f"model_config_list {{\n{''.join(entries)}}}\n"
 
 
-def export_model(model, export_dir: str, calibration: novelty.Calibration | None = None
-                 ) -> dict[str, str]:
+def export_model(model, export_dir: str, calibration: novelty.Calibration | None = None,
+                 origin: dict | None = None) -> dict[str, str]:
     """Exports the generator (and the PCM if any) of `model`; returns {name: version dir}.
-    With a `calibration` (novelty.calibrate), the PCM also serves the novelty outputs."""
+    With a `calibration` (novelty.calibrate), the PCM also serves the novelty outputs; `origin`
+    (provenance.record) is written into every version."""
     archives = {GENERATOR: generator_archive(model)}
     if model.pcm is not None:
         archives[PCM] = pcm_archive(model, calibration)
     metadata = {PCM: calibration.metadata()} if calibration and PCM in archives else None
     version = next_version(*(os.path.join(export_dir, name) for name in (GENERATOR, PCM)))
-    written = write_versions(archives, export_dir, version, metadata)
+    written = write_versions(archives, export_dir, version, metadata, origin)
     served = sorted(name for name in (GENERATOR, PCM)
                     if os.path.isdir(os.path.join(export_dir, name)))
     atomic_write_bytes(os.path.join(export_dir, "models.config"),
@@ -227,10 +238,11 @@ def export_model(model, export_dir: str, calibration: novelty.Calibration | None
 
 def export(config: Config) -> None:
     """--mode=export: the latest checkpoint of --workdir to --export_dir."""
-    _, bundle, model = wd.load_trained_model(config.workdir, mode=config.mode,
-                                             export_dir=config.export_dir)
+    trained, bundle, model = wd.load_trained_model(config.workdir,
+                                                   **run_options.overrides(config))
     calibration = novelty.calibrate(model, bundle) if model.pcm is not None else None
-    written = export_model(model, config.export_dir, calibration)
+    written = export_model(model, config.export_dir, calibration,
+                           provenance.record(config.workdir, trained, bundle.image_shape))
     if calibration:
         print(f"{PCM}: novelty = {calibration.scorer}, fitted on the "
               f"{calibration.train_images} training images; is_novel flags "

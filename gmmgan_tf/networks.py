@@ -55,17 +55,24 @@ class Generator(keras.Model):
         return self.net(z, training=training)
 
 
+def kernel_initializer(seed: keras.random.SeedGenerator | None):
+    """Keras's default Glorot-uniform kernels, drawn from `seed` when given (a network of its
+    own, reproducible without touching the global generators), else from the global ones that
+    the run's entry point seeds (keras.utils.set_random_seed)."""
+    return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed=seed)
+
+
 class Encoder(keras.Model):
     """images -> flat features: stride-2 convolutions with LeakyReLU, no batch statistics
     (real and fake batches pass separately, and BatchNorm would let D tell them apart by them)."""
 
-    def __init__(self, image_shape, width_multiplier=1.0, **kwargs):
+    def __init__(self, image_shape, width_multiplier=1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         _, steps = upsampling_plan(image_shape[0])
         stack = []
         for level in range(steps):
             stack += [layers.Conv2D(_channels(width_multiplier, level), 4, strides=2,
-                                    padding="same"),
+                                    padding="same", kernel_initializer=kernel_initializer(seed)),
                       layers.LeakyReLU(0.2)]
         stack.append(layers.Flatten())
         self.net = keras.Sequential(stack, name="encoder_stack")
@@ -89,10 +96,10 @@ class Encoder(keras.Model):
 class Head(keras.Model):
     """Encoder + Dense(units): D's real/fake logits (1 or K heads) or the PCM's K logits."""
 
-    def __init__(self, encoder: Encoder, units: int, **kwargs):
+    def __init__(self, encoder: Encoder, units: int, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
-        self.dense = layers.Dense(units)
+        self.dense = layers.Dense(units, kernel_initializer=kernel_initializer(seed))
 
     def call(self, images, training=False):
         return self.dense(self.encoder(images, training=training))

@@ -9,10 +9,10 @@ from PIL import Image
 
 from cli_test import main_py
 from conftest import tiny_config
-from gmmgan_tf import assign, data, images, novelty, train
+from gmmgan_tf import assign, data, image_input, images, novelty, train
 from gmmgan_tf import workdir as wd
 from gmmgan_tf.config import ConfigError
-from gmmgan_tf.data_core import UnreadableImage
+from gmmgan_tf.image_input import UnreadableImage
 from gmmgan_tf.errors import DataError
 
 N = 50
@@ -90,19 +90,19 @@ def test_npy_batches_read_like_the_folder_and_bad_images_are_skipped(run, tmp_pa
     floats[2, 0, 0, 0] = np.nan
     np.save(tmp_path / "floats.npy", floats)
     np.save(tmp_path / "uint8.npy", images.to_uint8(held_out[:4])[..., 0])  # [N, H, W]
-    from_floats = assign.read_images(str(tmp_path / "floats.npy"), shape, progress=False)
-    from_uint8 = assign.read_images(str(tmp_path / "uint8.npy"), shape, progress=False)
+    from_floats = image_input.read([str(tmp_path / "floats.npy")], shape)
+    from_uint8 = image_input.read([str(tmp_path / "uint8.npy")], shape)
     assert from_floats.skipped == [(f"{tmp_path}/floats.npy[2]",
                                     "values not finite")]
     assert from_floats.names == [f"{tmp_path}/floats.npy[{i}]" for i in (0, 1, 3)]
-    np.testing.assert_allclose(from_floats.images, held_out[[0, 1, 3]], atol=1e-5)
-    np.testing.assert_allclose(from_uint8.images, held_out[:4], atol=1e-5)
+    np.testing.assert_allclose(np.stack(from_floats.images), held_out[[0, 1, 3]], atol=1e-5)
+    np.testing.assert_allclose(np.stack(from_uint8.images), held_out[:4], atol=1e-5)
     np.save(tmp_path / "nan.npy", np.full((2, 28, 28), np.nan, np.float32))
     with pytest.raises(DataError, match=r"none of the 2 images could be used \(the first, "):
-        assign.read_images(str(tmp_path / "nan.npy"), shape, progress=False)
+        image_input.read([str(tmp_path / "nan.npy")], shape)
     np.save(tmp_path / "wrong.npy", np.zeros((2, 28, 28, 4), np.uint8))
     with pytest.raises(DataError, match=r"shape \(2, 28, 28, 4\); expected"):
-        assign.read_images(str(tmp_path / "wrong.npy"), shape, progress=False)
+        image_input.read([str(tmp_path / "wrong.npy")], shape)
 
 
 @pytest.mark.parametrize("batch, fragment", [
@@ -114,16 +114,17 @@ def test_npy_floats_outside_the_rule_refuse_the_batch(tmp_path, batch, fragment)
     assigned as other images (nor skipped one by one)."""
     np.save(tmp_path / "batch.npy", batch)
     with pytest.raises(DataError, match=fr"batch.npy': float images {fragment}.*send uint8 pixels"):
-        assign.read_images(str(tmp_path / "batch.npy"), (28, 28, 1), progress=False)
+        image_input.read([str(tmp_path / "batch.npy")], (28, 28, 1))
 
 
 def test_channels_follow_the_model():
     grey = np.linspace(-1, 1, 12, dtype=np.float32).reshape(2, 2, 3)[..., :1]
-    np.testing.assert_array_equal(assign.fit_channels(grey, 3), np.concatenate([grey] * 3, -1))
-    np.testing.assert_array_equal(assign.fit_channels(np.concatenate([grey] * 3, -1), 1), grey)
+    rgb = np.concatenate([grey] * 3, -1)
+    np.testing.assert_array_equal(image_input.fit_channels(grey, 3), rgb)
+    np.testing.assert_array_equal(image_input.fit_channels(rgb, 1), grey)
     colour = np.concatenate([grey, -grey, grey], -1)
     with pytest.raises(UnreadableImage, match="colour image"):
-        assign.fit_channels(colour, 1)
+        image_input.fit_channels(colour, 1)
 
 
 def test_extra_scores_become_columns(tmp_path):

@@ -16,7 +16,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
 from conftest import tiny_config
-from gmmgan_tf import data, export, novelty, serving_client, workdir as wd
+from gmmgan_tf import data, export, novelty, provenance, serving_client, workdir as wd
+from gmmgan_tf.config import Config, ConfigError
 from gmmgan_tf.data_core import DataBundle
 from gmmgan_tf.gan import GMMGAN
 
@@ -407,9 +408,9 @@ def test_client_reads_pngs_and_npy(tmp_path):
     for i, p in enumerate(pixels):
         paths.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(p).save(paths[-1])
-    np.testing.assert_array_equal(serving_client.load_images(paths), pixels[..., None])
+    np.testing.assert_array_equal(serving_client.load_images(paths).images, pixels[..., None])
     np.save(tmp_path / "batch.npy", pixels[..., None])
-    batch = serving_client.load_images([str(tmp_path / "batch.npy")])
+    batch = serving_client.load_images([str(tmp_path / "batch.npy")]).images
     assert serving_client.signature_for(serving_client.validate_images(batch)) == "serving_uint8"
 
 
@@ -489,6 +490,58 @@ def test_export_mode_refuses_a_run_without_a_validation_split(tmp_path):
     assert "retrain with --validation_fraction=0.1" in result.stderr
     assert "Traceback" not in result.stderr
     assert not {"gmmgan_generator", "gmmgan_pcm", "models.config"} & set(os.listdir(out))
+
+
+def test_each_version_records_its_run_in_the_export_and_in_models_config(tmp_path):
+    model = trained_model()
+    origin = provenance.record("runs/a", tiny_config(), IMAGE_SHAPE)
+    export.export_model(model, str(tmp_path), origin=origin)
+    export.export_model(model, str(tmp_path), origin={**origin, "workdir": "/w/b"})
+    for name in ("gmmgan_generator", "gmmgan_pcm"):
+        assert provenance.read(str(tmp_path / name / "1")) == origin
+        assert provenance.read(str(tmp_path / name / "2"))["workdir"] == "/w/b"
+    assert origin["workdir"] == os.path.abspath("runs/a") and origin["dataset"] == "mnist_5k"
+    assert origin["image_shape"] == [28, 28, 1] and origin["code"] and origin["exported"]
+    text = open(tmp_path / "models.config").read()
+    line = (f"# version 1: {origin['workdir']} (dataset mnist_5k, 28x28x1, --model=gmmgan, K=3), "
+            f"code {origin['code']}, exported {origin['exported']}")
+    assert text.count(line) == 2 and text.count("# version 2: /w/b (dataset mnist_5k") == 2
+
+
+def _export_dir_serving(tmp_path, dataset):
+    """An --export_dir whose version 1 came from a run of `dataset` at 28 pixels."""
+    version = tmp_path / "saved" / "gmmgan_pcm" / "1"
+    version.mkdir(parents=True)
+    provenance.write(str(version), {"workdir": "/runs/mnist", "dataset": dataset,
+                                    "image_shape": [28, 28, 1]})
+    return tmp_path / "saved"
+
+
+def test_exporting_a_run_of_another_data_set_is_refused_at_once(tmp_path):
+    run = tmp_path / "fashion"
+    run.mkdir()
+    fashion = Config(dataset="fashion_mnist", workdir=str(run)).resolved()
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(fashion)))
+    saved = _export_dir_serving(tmp_path, "mnist_5k")
+    start = time.time()
+    result = subprocess.run(
+        [sys.executable, "main.py", "--mode=export", f"--workdir={run}", f"--export_dir={saved}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert time.time() - start < 2  # before the model loads
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: --export_dir: {str(saved)!r} serves version 1 of /runs/mnist (dataset mnist_5k, "
+        f"28 pixels); {str(run)!r} is dataset fashion_mnist, 28 pixels, and a running server "
+        "would switch to it: use another --export_dir, or add --export_replace_model if that is "
+        "meant"]
+    assert sorted(os.listdir(saved / "gmmgan_pcm")) == ["1"]
+    config = dataclasses.replace(fashion, mode="export", export_dir=str(saved))
+    provenance.check_export(dataclasses.replace(config, export_replace_model=True))
+    with pytest.raises(ConfigError, match="--export_dir: .* serves version 1"):
+        provenance.check_export(config)
+    _export_dir_serving(tmp_path / "same", "fashion_mnist")
+    provenance.check_export(dataclasses.replace(config, export_dir=str(tmp_path / "same" /
+                                                                        "saved")))
 
 
 def _free_port():

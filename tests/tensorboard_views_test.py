@@ -5,6 +5,9 @@ import io
 import json
 import math
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -61,6 +64,29 @@ def test_a_finished_run_without_hparams_gets_them_from_its_files(trained):
             os.remove(os.path.join(root, name))
     hparams.backfill(config.workdir)
     _check_hparams(config, metrics)
+
+
+def test_backfill_leaves_a_run_with_hparams_as_it_is(trained, capsys):
+    config, _ = trained
+    root = hparams.logdir(config.workdir)
+    before = sorted(os.listdir(root))
+    assert hparams.main([config.workdir]) == 0
+    assert capsys.readouterr().out == (f"{config.workdir}: already has its HParams in {root}; "
+                                       "nothing written\n")
+    assert sorted(os.listdir(root)) == before  # no second row in the HParams table
+
+
+def test_hparams_without_runs_prints_its_usage_at_once():
+    start = time.time()
+    result = subprocess.run([sys.executable, "-m", "gmmgan_tf.hparams"], capture_output=True,
+                            text=True, timeout=60,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert time.time() - start < 2  # before TensorFlow is imported
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "usage: python -m gmmgan_tf.hparams WORKDIR [WORKDIR ...]  (finished training runs, "
+        "e.g. runs/s2/*: gives each its row in TensorBoard's HParams)"]
+    assert result.stdout == ""
 
 
 def _check_hparams(config, metrics):
