@@ -298,6 +298,7 @@ def train_autoencoder(images: np.ndarray, steps: int, seed: int, augment: bool) 
     autoencoder.compile(keras.optimizers.Adam(AUTOENCODER_LEARNING_RATE), "mse")
     pairs = autoencoder_batches(images, min(AUTOENCODER_BATCH, len(images)), steps, seed,
                                 augment)
+    # The pairs are in their order already; fit's own shuffle only warns for a tf.data input.
     autoencoder.fit(pairs, epochs=1, verbose=0, shuffle=False)
     return keras.Model(inputs, code)
 
