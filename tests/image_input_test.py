@@ -4,12 +4,12 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import without_tensorflow
 from gmmgan_tf import image_input, serving_client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,11 +66,10 @@ def test_images_of_another_size_are_resized_as_assign_resizes_them(tmp_path, dig
         serving_client.load_images([path, _save(tmp_path / "small.png", digits[0], "L")])
 
 
-def client(*args):
-    start = time.time()
-    result = subprocess.run([sys.executable, "-m", "gmmgan_tf.serving_client", *args],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    return result, time.time() - start
+def client_before_tensorflow(*args):
+    """The serving client where importing TensorFlow fails: its answer must come first."""
+    return subprocess.run([sys.executable, "-m", "gmmgan_tf.serving_client", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, env=without_tensorflow())
 
 
 def _closed_port():
@@ -97,9 +96,8 @@ def test_the_clients_bad_inputs_are_one_line_at_once(args, line, tmp_path, digit
     _save(tmp_path / "a.png", digits[0], "L")
     (tmp_path / "corrupt.npy").write_bytes(os.urandom(200))
     (tmp_path / "empty").mkdir()
-    result, seconds = client("--rest=http://127.0.0.1:1",
-                             *[arg.format(tmp=tmp_path) for arg in args])
-    assert seconds < 2  # before TensorFlow is imported
+    result = client_before_tensorflow("--rest=http://127.0.0.1:1",
+                                      *[arg.format(tmp=tmp_path) for arg in args])
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: " + line.format(tmp=tmp_path)]
 
