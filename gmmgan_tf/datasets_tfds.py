@@ -12,6 +12,7 @@ them, `load_fashion_mnist_idx` uses them directly when TFDS data is missing, and
 """
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import os
 import pathlib
@@ -83,8 +84,12 @@ def _partial_files(name: str, data_dir: str) -> list[pathlib.Path]:
     """What TFDS writes while it downloads, extracts and prepares `name` before renaming it into
     place (tensorflow_datasets/core: download_manager, extractor, file_utils.incomplete_dir)."""
     root = pathlib.Path(data_dir)
-    return [*root.glob("downloads/**/*.tmp.*"), *root.glob("downloads/**/incomplete.*"),
-            *root.glob(f"{name}/incomplete.*")]
+    # os.walk, not glob: TFDS's other download threads may still rename their *.tmp.* folders
+    # into place while this looks (glob's scandir then raised FileNotFoundError in CI).
+    downloads = [pathlib.Path(top, entry) for top, folders, files in os.walk(root / "downloads")
+                 for entry in folders + files
+                 if fnmatch.fnmatch(entry, "*.tmp.*") or fnmatch.fnmatch(entry, "incomplete.*")]
+    return [*downloads, *root.glob(f"{name}/incomplete.*")]
 
 
 def _tfds_dataset(name: str, data_dir: str, split: str) -> tf.data.Dataset:
