@@ -15,7 +15,8 @@ MODELS = ("gmmgan", "mfa")
 # latent on MNIST, Tonnaer 2019 (thesis), Tables 3.3 and 3.4.
 ANCHORS = {"auroc": (0.96, 0.73, 0.97, 0.94, 0.73, 0.92, 0.95, 0.77, 0.92, 0.66),
            "auprc": (0.75, 0.21, 0.76, 0.64, 0.23, 0.45, 0.69, 0.27, 0.47, 0.15)}
-SCORERS = {"gmmgan": ("max_responsibility", "entropy", "discriminator", "embedding_density"),
+SCORERS = {"gmmgan": ("max_responsibility", "entropy", "discriminator", "mahalanobis", "combined",
+                      "embedding_density"),
            "mfa": ("mfa_nll", "max_responsibility", "entropy")}
 
 

@@ -17,7 +17,7 @@ import warnings
 
 from absl import app, flags, logging
 
-from gmmgan_tf import lock
+from gmmgan_tf import lock, run_options
 from gmmgan_tf.config import Config
 from gmmgan_tf.errors import Stopped, Terminated, TrainingDiverged, UserError, write_failure
 
@@ -125,6 +125,10 @@ def run_mode(config: Config) -> None:
     from gmmgan_tf.data_check import check_available
 
     check_available(config)  # seconds, not TFDS's minutes of retries, when data is missing
+    if config.mode == "export":
+        from gmmgan_tf.provenance import check_export
+
+        check_export(config)  # before the model loads
     if config.mode == "train":
         from gmmgan_tf.evaluation import headline
 
@@ -167,7 +171,11 @@ def main(argv) -> None:
               "--flags (see --helpshort), and every line of a --flagfile must be one")
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        dispatch(config_from_flags())
+        config = config_from_flags()
+        # Before the workdir is locked (which would create a missing one) or TF imported.
+        run_options.check_command(config, {f.name for f in dataclasses.fields(Config)
+                                           if FLAGS[f.name].present})
+        dispatch(config)
     except TrainingDiverged as e:
         _fail(str(e), code=3)
     except UserError as e:

@@ -44,6 +44,11 @@ class Config:
         "mnist_5k (embedded, offline) | mnist | fashion_mnist | cifar10 | oxford_flowers102 | "
         "imbalanced_<name> | folder:<path>.")
     data_dir: str = _field("", "TFDS data directory (default: ~/tensorflow_datasets).")
+    download: str = _field(
+        "auto", "TFDS sets not prepared in --data_dir: auto = download and prepare them (TFDS's "
+        "own download_and_prepare) when their download host answers within a second, else fail "
+        "at once | always = download without that check | never = fail at once.",
+        ("auto", "always", "never"))
     image_size: int = _field(
         0, f"Image side in pixels, one of {SUPPORTED_IMAGE_SIZES}; 0 = the data set's own size "
         "(28 for the MNIST family, 32 for cifar10, 64 for oxford_flowers102 and folders).")
@@ -229,6 +234,9 @@ class Config:
     export_dir: str = _field(
         "saved_models", "--mode=export: writes <dir>/gmmgan_generator/<v>/, "
         "<dir>/gmmgan_pcm/<v>/ and <dir>/models.config (TF Serving layout).")
+    export_replace_model: bool = _field(
+        False, "--mode=export: allow a run of another data set or image size than the newest "
+        "version in --export_dir (a running server then switches to it); refused without.")
 
     # --- clustering a user's images, --mode=assign (gmmgan_tf/assign.py) -----------------------
     images: str = _field(

@@ -19,12 +19,12 @@ from gmmgan_tf import data_check
 from gmmgan_tf.config import BUILTIN_DATASETS, TFDS_DATASETS, Config, ConfigError
 # DataBundle and the conversions live in data_core (shared with datasets_tfds); imported here
 # under their old names too, which callers use as data.DataBundle, data.resize, ...
-from gmmgan_tf.data_core import (IMAGE_SUFFIXES, DataBundle, UnreadableImage,  # noqa: F401
-                                 carve_validation, center_crop_resize, image_files,
+from gmmgan_tf.data_core import (DataBundle, carve_validation, center_crop_resize,  # noqa: F401
                                  read_image_file, resize, stratified_fraction_split,
                                  stratified_split, to_unit_range)
 from gmmgan_tf.datasets_tfds import load_tfds
 from gmmgan_tf.errors import DataError
+from gmmgan_tf.image_input import IMAGE_SUFFIXES, UnreadableImage, image_files
 
 MNIST_5K_TEST_SIZE = 1000
 

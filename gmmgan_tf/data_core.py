@@ -1,8 +1,9 @@
 """What every data source shares: the DataBundle type and the image conversions.
 
 `data` (mnist_5k, folders, imbalance, dispatch) and `datasets_tfds` (TFDS, Debian IDX files) both
-import from here, so neither imports the other's internals; `assign` reads a user's images with
-the same `read_image_file` as the folder data set, so they are resized the way training saw them.
+import from here, so neither imports the other's internals; `image_input` reads a user's images
+(--mode=assign, the serving client) with the same decoding and `center_crop_resize` as the
+folder data set, so they are resized the way training saw them.
 """
 from __future__ import annotations
 
@@ -15,9 +16,7 @@ from absl import logging
 
 from gmmgan_tf.config import ConfigError
 from gmmgan_tf.errors import DataError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
+from gmmgan_tf.image_input import decode
 
 SPLITS = ("validation", "test")
 VALIDATION_SEED = 0  # one validation split a data set, whatever the run's --seed
@@ -161,25 +160,8 @@ def center_crop_resize(image: tf.Tensor, size: int) -> tf.Tensor:
     return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
 
 
-class UnreadableImage(Exception):
-    """An image file that cannot be decoded; the message says why, in a few words."""
-
-
 def read_image_file(path: pathlib.Path, image_size: int) -> np.ndarray:
-    """An image file -> float32 [image_size, image_size, 1 or 3] in [-1, 1]: decoded, alpha
-    dropped, greyscale kept as one channel, center-cropped to a square and resized (the folder
-    data set's preprocessing). Raises UnreadableImage."""
-    try:
-        image = tf.io.decode_image(path.read_bytes(), expand_animations=False)
-    except tf.errors.InvalidArgumentError:
-        raise UnreadableImage("not a decodable PNG/JPEG/BMP/GIF image") from None
-    except OSError as e:
-        raise UnreadableImage(f"cannot read it ({e.strerror or e})") from None
-    image = image[..., :1] if image.shape[-1] <= 2 else image[..., :3]  # drop alpha
-    return center_crop_resize(image, image_size).numpy()
-
-
-def image_files(folder: pathlib.Path, recursive: bool = False) -> list[pathlib.Path]:
-    """The image files (by suffix) in `folder`, or under it with `recursive`, sorted."""
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(f for f in found if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    """An image file -> float32 [image_size, image_size, 1 or 3] in [-1, 1]: decoded as every
+    user image is (image_input.decode), center-cropped to a square and resized (the folder data
+    set's preprocessing). Raises image_input.UnreadableImage."""
+    return center_crop_resize(decode(path), image_size).numpy()

@@ -1,8 +1,10 @@
 """TFDS data sets held in memory, and Fashion-MNIST offline.
 
-`load_tfds` first asks `data_check` (file system only, milliseconds) whether the data set is
-prepared, so missing data is a one-line `DataError` instead of minutes of TFDS download retries;
-only then is `tensorflow_datasets` imported and read, with download disabled.
+`load_tfds` first asks `data_check` (file system and at most a one-second reachability probe)
+where the data set comes from, so missing data offline is a one-line `DataError` instead of
+minutes of TFDS download retries; only then is `tensorflow_datasets` imported. A set that is not
+prepared is downloaded and prepared by TFDS itself (`download_and_prepare`, which removes what a
+failed attempt leaves), then read like any prepared set, with download disabled.
 
 Fashion-MNIST also comes from Debian's `dataset-fashion-mnist` (gzip IDX files): `read_idx` parses
 them, `load_fashion_mnist_idx` uses them directly when TFDS data is missing, and
@@ -10,9 +12,11 @@ them, `load_fashion_mnist_idx` uses them directly when TFDS data is missing, and
 """
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import os
 import pathlib
+import shutil
 import tempfile
 
 import numpy as np
@@ -35,10 +39,13 @@ def load_tfds(config: Config) -> DataBundle:
     """mnist, fashion_mnist, cifar10 or oxford_flowers102 from TFDS (Fashion-MNIST: or Debian)."""
     name = config.dataset
     data_dir = config.data_dir or data_check.default_data_dir()
-    if data_check.tfds_source(name, data_dir) == "debian":
+    source = data_check.tfds_source(name, data_dir, config.download)
+    if source == "debian":
         logging.info("fashion_mnist: no TFDS data in %s; reading Debian's IDX files in %s",
                      data_dir, data_check.DEBIAN_FASHION_MNIST_DIR)
         return load_fashion_mnist_idx(data_check.DEBIAN_FASHION_MNIST_DIR, config.image_size)
+    if source == "download":
+        download_and_prepare(name, data_dir)
     version = data_check.prepared_version(name, data_dir)
     if name == "oxford_flowers102":
         return _load_flowers(f"{name}:{version}", data_dir, config.image_size, config.seed)
@@ -46,6 +53,43 @@ def load_tfds(config: Config) -> DataBundle:
         _read_split(f"{name}:{version}", data_dir, split) for split in ("train", "test"))
     return DataBundle(name, resize(to_unit_range(x_train), config.image_size), y_train,
                       resize(to_unit_range(x_test), config.image_size), y_test, num_classes=10)
+
+
+def download_and_prepare(name: str, data_dir: str) -> str:
+    """TFDS downloads and prepares `name` (the version this code expects) in `data_dir`, with its
+    progress bars; returns the prepared directory. TFDS prepares in an `incomplete.*` directory
+    that it renames into place at the end, and removes on an exception; what it does not remove
+    (a half-downloaded file in downloads/**/*.tmp.*, a half-extracted downloads/**/incomplete.*)
+    is removed here, so a failed attempt leaves only the files it downloaded whole,
+    which the next attempt reuses. A failure is a one-line DataError."""
+    import tensorflow_datasets as tfds
+
+    before = set(_partial_files(name, data_dir))
+    builder = tfds.builder(f"{name}:{data_check.TFDS_VERSIONS[name]}", data_dir=data_dir)
+    try:
+        builder.download_and_prepare()
+    except BaseException as e:  # Ctrl-C and SIGTERM too: they re-raise below
+        for path in set(_partial_files(name, data_dir)) - before:
+            shutil.rmtree(path, ignore_errors=True)
+        if not isinstance(e, Exception):
+            raise
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise DataError(f"{name}: TFDS could not download and prepare it in {data_dir} "
+                        f"({type(e).__name__}: {first_line}); nothing half-done is kept, run "
+                        "again to retry") from None
+    return str(builder.data_path)
+
+
+def _partial_files(name: str, data_dir: str) -> list[pathlib.Path]:
+    """What TFDS writes while it downloads, extracts and prepares `name` before renaming it into
+    place (tensorflow_datasets/core: download_manager, extractor, file_utils.incomplete_dir)."""
+    root = pathlib.Path(data_dir)
+    # os.walk, not glob: TFDS's other download threads may still rename their *.tmp.* folders
+    # into place while this looks (glob's scandir then raised FileNotFoundError in CI).
+    downloads = [pathlib.Path(top, entry) for top, folders, files in os.walk(root / "downloads")
+                 for entry in folders + files
+                 if fnmatch.fnmatch(entry, "*.tmp.*") or fnmatch.fnmatch(entry, "incomplete.*")]
+    return [*downloads, *root.glob(f"{name}/incomplete.*")]
 
 
 def _tfds_dataset(name: str, data_dir: str, split: str) -> tf.data.Dataset:

@@ -11,6 +11,7 @@ import os
 import numpy as np
 from absl import logging
 from scipy import special
+from scipy.spatial import distance
 
 from gmmgan_tf import data as data_lib, novelty, warm_start
 from gmmgan_tf.config import Config
@@ -74,11 +75,8 @@ def within_component_diversity(model, data: DataBundle, num_per_component: int =
 
 
 def _mean_pairwise_distance(x: np.ndarray) -> float:
-    """Over distinct pairs; 0.0 for fewer than 2 rows."""
-    sq = np.sum(x * x, axis=1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * x @ x.T, 0.0)
-    n = len(x)
-    return float(np.sqrt(d2)[~np.eye(n, dtype=bool)].mean()) if n > 1 else 0.0
+    """Euclidean, over distinct pairs; 0.0 for fewer than 2 rows."""
+    return float(distance.pdist(x).mean()) if len(x) > 1 else 0.0
 
 
 def mixture_weights(model, data: DataBundle) -> dict:
@@ -125,10 +123,23 @@ def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
         ndb_z_threshold=config.ndb_z_threshold or None, seed=config.seed, progress=progress)
 
 
-def novelty_detection(model, data: DataBundle, warm_start_dir: str = "") -> dict:
-    """AUROC/AUPRC of every novelty scorer of the model (novelty.py) at finding the held-out
-    images of the classes the run left out of its training images (--exclude_classes); with the
-    run's warm-start cache `warm_start_dir`, also of its embedding density."""
+def served_novelty(calibration: novelty.Calibration, test_outputs: dict, data: DataBundle
+                   ) -> dict:
+    """How the served novelty score was calibrated (novelty.calibrate), and the share of the
+    test images of the trained classes it flags: FLAG_SHARE within binomial noise if the
+    validation images are like them."""
+    scores = novelty.score(calibration.scorer, test_outputs, calibration.fitted)
+    trained = ~np.isin(data.test_labels, data.excluded_classes)
+    return {**calibration.metadata(), "novelty_test_images": int(trained.sum()),
+            "novelty_test_flag_rate": float(np.mean(scores[trained] > calibration.threshold))}
+
+
+def novelty_detection(model, data: DataBundle, warm_start_dir: str = "",
+                      fitted: novelty.Fitted | None = None) -> dict:
+    """AUROC/AUPRC of every novelty scorer of the model (novelty.py; the fitted ones with
+    `fitted`) at finding the held-out images of the classes the run left out of its training
+    images (--exclude_classes); with the run's warm-start cache `warm_start_dir`, also of its
+    embedding density."""
     outputs = novelty.gmmgan_outputs(model, data.test_images)
     if warm_start_dir and os.path.isdir(warm_start_dir):
         try:
@@ -136,23 +147,30 @@ def novelty_detection(model, data: DataBundle, warm_start_dir: str = "") -> dict
         except (OSError, ValueError, EOFError) as e:  # the other scorers still report
             logging.warning("novelty: no embedding_density, %s is unreadable (%s)",
                             warm_start_dir, e)
-    scores = novelty.score_all(outputs)
+    scores = novelty.score_all(outputs, fitted)
     return novelty.detection_metrics(scores, data.test_labels, data.excluded_classes)
 
 
 def evaluate(model, data: DataBundle, config: Config, num_fakes: int,
              progress: bool = False) -> dict:
     """Every number of a trained model: PCM clustering, agreement, diversity and alpha_k against
-    the PCM's shares (gmmgan), novelty detection (runs with --exclude_classes) and sample quality
-    (with --eval_quality). Lists (per-bin, per-class, ROC curves) are kept for plots."""
-    scores = {}
+    the PCM's shares (gmmgan), the served novelty score's calibration (when the test split is
+    scored and there is a validation split), novelty detection (runs with --exclude_classes) and
+    sample quality (with --eval_quality). Lists (per-bin, per-class, ROC curves) are kept for
+    plots."""
+    scores, calibration = {}, None
     if model.pcm is not None:
         scores.update(pcm_scores(model, data, config.eval_samples, config.seed))
         scores.update(within_component_diversity(model, data, seed=config.seed))
         scores.update(mixture_weights(model, data))
+        if data.num_validation and data.held_out == "test":  # not per epoch: once, at the end
+            calibration = novelty.calibrate(model, data)
+            scores.update(served_novelty(calibration, novelty.gmmgan_outputs(
+                model, data.test_images), data))
     if data.excluded_classes:
         warm = os.path.join(config.workdir, warm_start.CACHE_DIR) if config.uses_warm_start else ""
-        scores.update(novelty_detection(model, data, warm))
+        scores.update(novelty_detection(model, data, warm,
+                                        calibration.fitted if calibration else None))
     if config.eval_quality:
         scores.update(sample_quality(model, data, config, num_fakes, progress))
     return scores

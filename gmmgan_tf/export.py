@@ -11,7 +11,11 @@
                                                              like the training images),
                                                              novelty_threshold [N] float32,
                                                              is_novel [N] bool
-    <export_dir>/models.config          model_config_list for tensorflow_model_server
+                                        assets.extra/novelty.json: how the novelty outputs
+                                                          were fitted and calibrated
+    <export_dir>/models.config          model_config_list for tensorflow_model_server, a
+                                        comment a version naming the run it came from
+    <v>/assets.extra/provenance.json    that run: workdir, data set, image shape, code, date
 
 Images out of the generator are float32 [N, H, W, C] in [-1, 1]. Every input is declared with an
 unknown shape and checked inside the graph (rank, size, channels; float values by the rule of
@@ -23,13 +27,17 @@ signature has one dtype: uint8 for decoded PNGs, float32 to chain the generator'
 Each model directory gets version max(existing) + 1, the same number for both models of one
 export. A version is written to a hidden temporary directory (TF Serving only loads numeric ones)
 and renamed into place, so a failed export leaves earlier versions untouched and no partial one.
-Baselines without a PCM export only the generator.
+Baselines without a PCM export only the generator. A run of another data set or image size
+than the newest version is refused unless --export_replace_model (provenance.py), since a
+running server would switch to it.
 
-`novelty` is the scorer NOVELTY_SCORER of novelty.py (the best GMM-GAN scorer of the
-leave-one-digit-out table, docs/NOVELTY.md); the threshold is calibrated on the training images
-so that novelty.FLAG_SHARE (5 %) of them have is_novel = novelty > novelty_threshold. It is
-repeated per image so that every output has the batch dimension (TF Serving's row format needs
-it). The three outputs are additive: clients of older exports, which lack them, keep working.
+`novelty` is the scorer NOVELTY_SCORER of novelty.py (chosen by docs/NOVELTY.md's tables), its
+fitted parameters constants of the graph; the threshold is calibrated on the run's validation
+images, which it never trained on, so that novelty.FLAG_SHARE (5 %) of images like them have
+is_novel = novelty > novelty_threshold (novelty.calibrate; a run without a validation split is
+refused). It is repeated per image so that every output has the batch dimension (TF Serving's
+row format needs it). The three outputs are additive: clients of older exports, which lack
+them, keep working. TF Serving ignores assets.extra/ but for its warm-up file.
 """
 from __future__ import annotations
 
@@ -39,7 +47,7 @@ import shutil
 import keras
 import tensorflow as tf
 
-from gmmgan_tf import image_range, novelty, workdir as wd
+from gmmgan_tf import image_range, novelty, provenance, run_options, workdir as wd
 from gmmgan_tf.config import Config
 from gmmgan_tf.errors import writing
 from gmmgan_tf.images import atomic_write_bytes
@@ -47,6 +55,7 @@ from gmmgan_tf.images import atomic_write_bytes
 GENERATOR = "gmmgan_generator"
 PCM = "gmmgan_pcm"
 NOVELTY_SCORER = novelty.SERVED_SCORER
+METADATA = os.path.join("assets.extra", "novelty.json")
 
 
 def _validated(tensor: tf.Tensor, checks) -> tf.Tensor:
@@ -129,34 +138,29 @@ def generator_archive(model) -> keras.export.ExportArchive:
     return archive
 
 
-def novelty_threshold(model, train_images, scorer_name: str = NOVELTY_SCORER) -> float:
-    """The `scorer_name` score above which novelty.FLAG_SHARE of `train_images` lie."""
-    train_scores = novelty.score(scorer_name, novelty.gmmgan_outputs(model, train_images))
-    return novelty.flag_threshold(train_scores)
-
-
-def pcm_archive(model, threshold: float | None = None, scorer_name: str = NOVELTY_SCORER
+def pcm_archive(model, calibration: novelty.Calibration | None = None
                 ) -> keras.export.ExportArchive:
-    """The PCM's signatures; with a calibrated `threshold`, also the novelty outputs of
-    `scorer_name` (a scorer of the PCM's responsibilities or of D's logits)."""
-    scorer = novelty.SCORERS[scorer_name]
-    with_discriminator = threshold is not None and scorer.reads == novelty.DISCRIMINATOR_LOGITS
+    """The PCM's signatures; with a `calibration`, also the novelty outputs of its scorer (of
+    the PCM's outputs or of D's logits)."""
+    reads = novelty.SCORERS[calibration.scorer].reads if calibration else ()
     archive = keras.export.ExportArchive()
     archive.track(model.pcm)
-    if with_discriminator:
+    if novelty.DISCRIMINATOR_LOGITS in reads:
         archive.track(model.discriminator)
 
     def responsibilities(images):
         images = check_images(images, model.image_shape)
         probs = tf.nn.softmax(model.pcm(images, training=False))
         out = {"responsibilities": probs, "component": tf.argmax(probs, axis=-1)}
-        if threshold is None:
+        if calibration is None:
             return out
         outputs = {novelty.RESPONSIBILITIES: probs}
-        if with_discriminator:
+        if novelty.PCM_FEATURES in reads:
+            outputs[novelty.PCM_FEATURES] = model.pcm.encoder.channel_moments(images)
+        if novelty.DISCRIMINATOR_LOGITS in reads:
             outputs[novelty.DISCRIMINATOR_LOGITS] = model.discriminator(images, training=False)
-        score = scorer.formula(outputs[scorer.reads])
-        limit = tf.fill(tf.shape(score), tf.constant(threshold, tf.float32))
+        score = novelty.SCORERS[calibration.scorer].formula(outputs, calibration.fitted)
+        limit = tf.fill(tf.shape(score), tf.constant(calibration.threshold, tf.float32))
         out.update(novelty=score, novelty_threshold=limit, is_novel=score > limit)
         return out
 
@@ -169,13 +173,13 @@ def pcm_archive(model, threshold: float | None = None, scorer_name: str = NOVELT
 
 def next_version(*model_dirs: str) -> int:
     """1 + the largest numeric version under any of `model_dirs` (1 when there is none)."""
-    versions = [int(name) for d in model_dirs if os.path.isdir(d)
-                for name in os.listdir(d) if name.isdigit()]
-    return max(versions, default=0) + 1
+    return max((v for d in model_dirs for v in provenance.versions(d)), default=0) + 1
 
 
-def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, str]:
-    """Writes each archive to <export_dir>/<name>/<version>: all to hidden temporary
+def write_versions(archives: dict, export_dir: str, version: int, metadata: dict | None = None,
+                   origin: dict | None = None) -> dict[str, str]:
+    """Writes each archive to <export_dir>/<name>/<version>, with metadata[name] (if any) as
+    the JSON file METADATA and `origin` (provenance.record) in it: all to hidden temporary
     directories first, then renamed into place, so a failure leaves no new version behind."""
     temporary, written = {}, {}
     try:
@@ -187,6 +191,10 @@ def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, s
             temporary[name] = os.path.join(export_dir, name, f".tmp-{version}-{os.getpid()}")
             with writing(final):
                 archive.write_out(temporary[name], verbose=False)
+                if name in (metadata or {}):
+                    wd.write_json(os.path.join(temporary[name], METADATA), metadata[name])
+                if origin is not None:
+                    provenance.write(temporary[name], origin)
             written[name] = final
         for name, final in written.items():
             os.rename(temporary[name], final)
@@ -197,22 +205,30 @@ def write_versions(archives: dict, export_dir: str, version: int) -> dict[str, s
 
 
 def models_config(export_dir: str, names: list[str]) -> str:
-    """model_config_list text proto for `tensorflow_model_server --model_config_file`."""
-    entries = "".join(
-        f'  config {{\n    name: "{name}"\n    base_path: "{os.path.abspath(os.path.join(export_dir, name))}"\n'
-        f'    model_platform: "tensorflow"\n  }}\n' for name in names)
-    return f"model_config_list {{\n{entries}}}\n"
+    """model_config_list text proto for `tensorflow_model_server --model_config_file`, with a
+    comment a version saying which run it came from."""
+    entries = []
+    for name in names:
+        base = os.path.abspath(os.path.join(export_dir, name))
+        comments = "".join(
+            f"    {provenance.comment(v, provenance.read(os.path.join(base, str(v))))}\n"
+            for v in provenance.versions(base))
+        entries.append(f'  config {{\n    name: "{name}"\n    base_path: "{base}"\n'
+                       f'    model_platform: "tensorflow"\n{comments}  }}\n')
+    return f"model_config_list {{\n{''.join(entries)}}}\n"
 
 
-def export_model(model, export_dir: str, train_images=None) -> dict[str, str]:
+def export_model(model, export_dir: str, calibration: novelty.Calibration | None = None,
+                 origin: dict | None = None) -> dict[str, str]:
     """Exports the generator (and the PCM if any) of `model`; returns {name: version dir}.
-    With `train_images`, the PCM also serves the novelty outputs, calibrated on them."""
+    With a `calibration` (novelty.calibrate), the PCM also serves the novelty outputs; `origin`
+    (provenance.record) is written into every version."""
     archives = {GENERATOR: generator_archive(model)}
     if model.pcm is not None:
-        threshold = None if train_images is None else novelty_threshold(model, train_images)
-        archives[PCM] = pcm_archive(model, threshold)
+        archives[PCM] = pcm_archive(model, calibration)
+    metadata = {PCM: calibration.metadata()} if calibration and PCM in archives else None
     version = next_version(*(os.path.join(export_dir, name) for name in (GENERATOR, PCM)))
-    written = write_versions(archives, export_dir, version)
+    written = write_versions(archives, export_dir, version, metadata, origin)
     served = sorted(name for name in (GENERATOR, PCM)
                     if os.path.isdir(os.path.join(export_dir, name)))
     atomic_write_bytes(os.path.join(export_dir, "models.config"),
@@ -222,12 +238,16 @@ def export_model(model, export_dir: str, train_images=None) -> dict[str, str]:
 
 def export(config: Config) -> None:
     """--mode=export: the latest checkpoint of --workdir to --export_dir."""
-    _, bundle, model = wd.load_trained_model(config.workdir, mode=config.mode,
-                                             export_dir=config.export_dir)
-    written = export_model(model, config.export_dir, bundle.train_images)
-    if PCM in written:
-        print(f"{PCM}: novelty = {NOVELTY_SCORER}; is_novel flags "
-              f"{novelty.FLAG_SHARE:.0%} of the {len(bundle.train_images)} training images")
+    trained, bundle, model = wd.load_trained_model(config.workdir,
+                                                   **run_options.overrides(config))
+    calibration = novelty.calibrate(model, bundle) if model.pcm is not None else None
+    written = export_model(model, config.export_dir, calibration,
+                           provenance.record(config.workdir, trained, bundle.image_shape))
+    if calibration:
+        print(f"{PCM}: novelty = {calibration.scorer}, fitted on the "
+              f"{calibration.train_images} training images; is_novel flags "
+              f"{novelty.FLAG_SHARE:.0%} of the {calibration.calibration_images} validation "
+              "images (never trained on)")
     for name, path in written.items():
         print(f"Wrote {path} ({name})")
     print(f"Wrote {os.path.join(config.export_dir, 'models.config')}: serve with "

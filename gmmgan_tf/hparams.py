@@ -8,6 +8,10 @@ table and one line of the parallel-coordinates view. Workdirs trained before thi
 their row from their config.json and metrics.json:
 
     python -m gmmgan_tf.hparams runs/s2/*
+
+A run that already has its HParams (from training, or an earlier backfill) is left as it is:
+a second set of event files would make a second row. TensorFlow and TensorBoard are imported
+only when something is written, so a call without runs prints its usage at once.
 """
 from __future__ import annotations
 
@@ -17,10 +21,6 @@ import math
 import os
 import sys
 
-import tensorflow as tf
-from tensorboard.plugins.hparams import api as hp
-
-from gmmgan_tf import workdir as wd
 from gmmgan_tf.config import Config
 
 # The options that differ between experiments. Names that are not Config fields are skipped, so
@@ -40,8 +40,10 @@ METRICS = {"pcm_acc": "PCM ACC", "pcm_nmi": "PCM NMI", "pcm_ari": "PCM ARI",
 METRIC_PREFIX = "final/"
 
 
-def hparams() -> list[hp.HParam]:
-    """The HParams of HPARAMS that Config has, with the choices of enum and bool options."""
+def hparams() -> list:
+    """The hp.HParams of HPARAMS that Config has, with the choices of enum and bool options."""
+    from tensorboard.plugins.hparams import api as hp
+
     fields = {f.name: f for f in dataclasses.fields(Config)}
     params = []
     for name in HPARAMS:
@@ -58,7 +60,9 @@ def hparams() -> list[hp.HParam]:
     return params
 
 
-def metrics() -> list[hp.Metric]:
+def metrics() -> list:
+    from tensorboard.plugins.hparams import api as hp
+
     return [hp.Metric(METRIC_PREFIX + name, display_name=title)
             for name, title in METRICS.items()]
 
@@ -69,6 +73,9 @@ def logdir(workdir: str) -> str:
 
 def write_config(config: Config) -> None:
     """The experiment and this run's option values (a session of the HParams plugin)."""
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
     params = hparams()
     writer = tf.summary.create_file_writer(logdir(config.workdir))
     with writer.as_default():
@@ -80,6 +87,8 @@ def write_config(config: Config) -> None:
 
 def write_final_metrics(workdir: str, scores: dict, step: int) -> None:
     """The METRICS found in `scores` (finite numbers only) as `final/<name>` scalars."""
+    import tensorflow as tf
+
     writer = tf.summary.create_file_writer(logdir(workdir))
     with writer.as_default(step=step):
         for name in METRICS:
@@ -89,24 +98,59 @@ def write_final_metrics(workdir: str, scores: dict, step: int) -> None:
     writer.close()
 
 
-def backfill(workdir: str) -> None:
-    """The HParams session of a finished run, from its config.json and metrics.json."""
+def written_tags(workdir: str) -> set[str]:
+    """The summary tags of the event files in logdir(workdir) itself (not train/ or eval/)."""
+    import tensorflow as tf
+
+    root = logdir(workdir)
+    files = [os.path.join(root, name) for name in sorted(os.listdir(root))
+             if name.startswith("events.out.tfevents")] if os.path.isdir(root) else []
+    return {value.tag for file in files for event in tf.compat.v1.train.summary_iterator(file)
+            for value in event.summary.value}
+
+
+def backfill(workdir: str) -> bool:
+    """The HParams session of a finished run, from its config.json and metrics.json, writing
+    only the part (options, final metrics) that its event files lack; False when nothing was
+    missing."""
+    from tensorboard.plugins.hparams import metadata
+
+    from gmmgan_tf import workdir as wd
+
     config = dataclasses.replace(wd.load_config(workdir), workdir=workdir)  # wherever it is now
     with open(wd.path(workdir, "metrics.json")) as f:
         scores = json.load(f)
-    write_config(config)
-    write_final_metrics(workdir, scores, step=scores.get("epochs", config.epochs))
+    tags = written_tags(workdir)
+    has_options = metadata.SESSION_START_INFO_TAG in tags
+    has_metrics = any(tag.startswith(METRIC_PREFIX) for tag in tags)
+    if not has_options:
+        write_config(config)
+    if not has_metrics:
+        write_final_metrics(workdir, scores, step=scores.get("epochs", config.epochs))
+    return not (has_options and has_metrics)
 
 
-if __name__ == "__main__":
+def main(runs: list[str]) -> int:
+    if not runs:
+        print(f"usage: python -m gmmgan_tf.hparams WORKDIR [WORKDIR ...]  (finished training "
+              "runs, e.g. runs/s2/*: gives each its row in TensorBoard's HParams)",
+              file=sys.stderr)
+        return 2
     from gmmgan_tf.errors import UserError
 
-    for run in sys.argv[1:]:
-        if not os.path.exists(wd.path(run, "metrics.json")):
+    for run in runs:
+        if not os.path.exists(os.path.join(run, "metrics.json")):
             print(f"{run}: skipped (no metrics.json: not a finished training run)")
             continue
         try:
-            backfill(run)
-            print(f"{run}: HParams written to {logdir(run)}")
+            written = backfill(run)
         except UserError as e:
             print(f"{run}: skipped ({e})")
+            continue
+        print(f"{run}: HParams written to {logdir(run)}" if written
+              else f"{run}: already has its HParams in {logdir(run)}; nothing written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

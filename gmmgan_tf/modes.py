@@ -9,17 +9,11 @@ import time
 
 import numpy as np
 
-from gmmgan_tf import evaluation, images, lock, projector, workdir as wd
+from gmmgan_tf import evaluation, images, lock, projector, run_options, workdir as wd
 from gmmgan_tf.config import Config, ConfigError
 from gmmgan_tf.metrics import plots, report
 
 INTERPOLATION_STEPS = 10
-
-
-# Options of the evaluating command (not of the trained run) that evaluation obeys.
-EVALUATION_OPTIONS = ("eval_samples", "eval_quality", "ndb_bins", "ndb_samples", "ndb_whitening",
-                      "ndb_significance", "ndb_z_threshold", "inception_weights",
-                      "metrics_cache_dir", "seed", "raw_generator")
 
 
 def evaluate(config: Config) -> None:
@@ -42,8 +36,7 @@ def evaluate_workdir(workdir: str, config: Config) -> dict:
         mfa_train.evaluate(dataclasses.replace(config, workdir=workdir))
         with open(wd.path(workdir, "eval", "metrics.json")) as f:
             return json.load(f)
-    overrides = {name: getattr(config, name) for name in EVALUATION_OPTIONS}
-    trained, bundle, model = wd.load_trained_model(workdir, mode="evaluate", **overrides)
+    trained, bundle, model = wd.load_trained_model(workdir, **run_options.overrides(config))
     scores = evaluation.evaluate(model, bundle, trained, trained.ndb_samples,
                                    progress=sys.stdout.isatty())
     wd.write_json(wd.path(workdir, "eval", "metrics.json"), scores)
@@ -92,8 +85,7 @@ def _plots(runs, out_dir: str, train_labels=None, num_classes: int = 0) -> None:
 
 
 def sample(config: Config) -> None:
-    trained, _, model = wd.load_trained_model(config.workdir, mode=config.mode,
-                                              sample_rows=config.sample_rows, seed=config.seed)
+    trained, _, model = wd.load_trained_model(config.workdir, **run_options.overrides(config))
     samples, _ = model.sample(trained.sample_rows, seed=trained.seed)
     out = wd.path(config.workdir, "samples", f"samples_seed{trained.seed}.png")
     images.save_png(out, images.grid(samples, model.num_components, trained.sample_rows))
@@ -113,7 +105,7 @@ def interpolation_latents(model, corners: list[int], eps: np.ndarray, steps: int
 
 
 def interpolate(config: Config) -> None:
-    trained, _, model = wd.load_trained_model(config.workdir, mode=config.mode, seed=config.seed)
+    trained, _, model = wd.load_trained_model(config.workdir, **run_options.overrides(config))
     k = model.num_components
     if k < 2:
         raise ConfigError("--mode=interpolate: needs a mixture prior with >= 2 components")
@@ -132,7 +124,7 @@ def interpolate(config: Config) -> None:
 
 
 def _is_mfa_run(workdir: str) -> bool:
-    return (wd.load_saved_config_dict(workdir) or {}).get("model") == "mfa"
+    return (run_options.load_saved_config_dict(workdir) or {}).get("model") == "mfa"
 
 
 def run(config: Config) -> None:

@@ -55,17 +55,24 @@ class Generator(keras.Model):
         return self.net(z, training=training)
 
 
+def kernel_initializer(seed: keras.random.SeedGenerator | None):
+    """Keras's default Glorot-uniform kernels, drawn from `seed` when given (a network of its
+    own, reproducible without touching the global generators), else from the global ones that
+    the run's entry point seeds (keras.utils.set_random_seed)."""
+    return "glorot_uniform" if seed is None else keras.initializers.GlorotUniform(seed=seed)
+
+
 class Encoder(keras.Model):
     """images -> flat features: stride-2 convolutions with LeakyReLU, no batch statistics
     (real and fake batches pass separately, and BatchNorm would let D tell them apart by them)."""
 
-    def __init__(self, image_shape, width_multiplier=1.0, **kwargs):
+    def __init__(self, image_shape, width_multiplier=1.0, seed=None, **kwargs):
         super().__init__(**kwargs)
         _, steps = upsampling_plan(image_shape[0])
         stack = []
         for level in range(steps):
             stack += [layers.Conv2D(_channels(width_multiplier, level), 4, strides=2,
-                                    padding="same"),
+                                    padding="same", kernel_initializer=kernel_initializer(seed)),
                       layers.LeakyReLU(0.2)]
         stack.append(layers.Flatten())
         self.net = keras.Sequential(stack, name="encoder_stack")
@@ -73,14 +80,26 @@ class Encoder(keras.Model):
     def call(self, images, training=False):
         return self.net(images, training=training)
 
+    def channel_moments(self, images):
+        """[N, 2c]: the mean and the standard deviation of each map of the last convolution
+        over its positions. The novelty scorers fit Gaussians to these (Lee et al. 2018 pool
+        a classifier's maps by their mean; the spread tells an image with strokes from a blank
+        or constant one, whose maps are flat): the flat features, h * w * c of them, are too
+        many for a covariance."""
+        maps = images
+        for layer in self.net.layers[:-1]:  # all but the Flatten
+            maps = layer(maps, training=False)
+        return tf.concat([tf.reduce_mean(maps, axis=[1, 2]),
+                          tf.math.reduce_std(maps, axis=[1, 2])], axis=-1)
+
 
 class Head(keras.Model):
     """Encoder + Dense(units): D's real/fake logits (1 or K heads) or the PCM's K logits."""
 
-    def __init__(self, encoder: Encoder, units: int, **kwargs):
+    def __init__(self, encoder: Encoder, units: int, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
-        self.dense = layers.Dense(units)
+        self.dense = layers.Dense(units, kernel_initializer=kernel_initializer(seed))
 
     def call(self, images, training=False):
         return self.dense(self.encoder(images, training=training))

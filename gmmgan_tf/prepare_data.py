@@ -29,16 +29,13 @@ def prepare(name: str, data_dir: str, source_dir: str) -> str:
     if version is not None:
         return f"{name} {version} is already prepared in {data_dir}"
     start = time.time()
-    if name == "fashion_mnist":
-        from gmmgan_tf.datasets_tfds import prepare_fashion_mnist  # TensorFlow only for real work
+    # TensorFlow only for real work
+    from gmmgan_tf.datasets_tfds import download_and_prepare, prepare_fashion_mnist
 
+    if name == "fashion_mnist":
         path = prepare_fashion_mnist(data_dir, source_dir)
     else:
-        import tensorflow_datasets as tfds
-
-        builder = tfds.builder(name, data_dir=data_dir)
-        builder.download_and_prepare()
-        path = str(builder.data_path)
+        path = download_and_prepare(name, data_dir)
     return f"{name} prepared in {path} in {time.time() - start:.0f} s"
 
 

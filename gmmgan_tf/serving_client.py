@@ -1,14 +1,20 @@
-"""Asks a running TF Serving for the PCM's Pr(k|x) of PNG images or a .npy batch.
+"""Asks a running TF Serving for the PCM's Pr(k|x) of images: image files, folders, .npy batches.
 
     python -m gmmgan_tf.serving_client --server=localhost:8500 --images=a.png,b.png   # gRPC
     python -m gmmgan_tf.serving_client --rest=http://localhost:8501 --images=batch.npy  # REST
+    python -m gmmgan_tf.serving_client --server=localhost:8500 --images=photos/ --image_shape=28,28,1
 
-uint8 images (PNGs, uint8 .npy) go to the `serving_uint8` signature, float ones (in [-1, 1])
-to `serving_default`. The batch is checked here before sending (rank 4 NHWC, one shape,
-1 or 3 channels, --image_shape when given; dtype and values by image_range.py, the rule the
-export's graph applies too, which refuses [0, 1] floats); the server checks it against the
-training size again and its message is printed as one line. Exports that serve a novelty score
-get a `novelty` column, and NOVEL beside images above the calibrated threshold.
+The images are read by image_input.py, as --mode=assign reads them (the same decoding, the same
+skipped files and refused .npy batches). With --image_shape (the training shape H,W,C) each
+image is converted to it exactly as assign does (center crop, antialiased resize, channels) and
+sent as floats in [-1, 1] to `serving_default`; without it they are sent as read, greyscale
+(1 channel) when every image is (a greyscale file saved as RGB or RGBA too), uint8 pixels to
+`serving_uint8` and a .npy's floats to `serving_default`. The batch is checked here before
+sending (rank 4 NHWC, one shape, 1 or 3 channels, --image_shape when given; dtype and values by
+image_range.py, the rule the export's graph applies too, which refuses [0, 1] floats); the
+server checks it against the training size again and its message is printed as one line.
+Exports that serve a novelty score get a `novelty` column, and NOVEL beside images above the
+calibrated threshold.
 """
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ import sys
 
 import numpy as np
 
-from gmmgan_tf import image_range
+from gmmgan_tf import image_input, image_range
+from gmmgan_tf.errors import UserError
 
 FLOAT_SIGNATURE, UINT8_SIGNATURE = "serving_default", "serving_uint8"
 
@@ -27,26 +34,40 @@ class ClientError(Exception):
     """A bad request or a refused one: printed as one line."""
 
 
-def load_images(paths: list[str]) -> np.ndarray:
-    """PNGs (greyscale as [H, W, 1], colour as [H, W, 3]) stacked, or one .npy batch."""
-    if len(paths) == 1 and paths[0].endswith(".npy"):
-        return np.load(paths[0])
-    from PIL import Image
+class Refused(ClientError):
+    """The server refused the request (e.g. images of another size than the training one)."""
 
-    pictures = []
-    for path in paths:
-        try:
-            pil = Image.open(path)
-        except (OSError, ValueError) as e:
-            raise ClientError(f"--images: cannot read {path!r} as an image ({e})") from None
-        pil = pil.convert("L") if pil.mode in ("L", "LA", "I", "I;16", "1") else pil.convert("RGB")
-        array = np.asarray(pil, np.uint8)
-        pictures.append(array[..., None] if array.ndim == 2 else array)
-    shapes = {p.shape for p in pictures}
-    if len(shapes) > 1:
-        raise ClientError(f"--images: the images have different shapes {sorted(shapes)}; send "
-                          "images of the training size only")
-    return np.stack(pictures)
+
+def load_images(paths: list[str], image_shape: tuple[int, int, int] | None = None
+                ) -> image_input.Loaded:
+    """The images of `paths` (image files, folders, .npy batches) as one batch in `images`:
+    with `image_shape`, converted to it as --mode=assign does; without, as read (module doc)."""
+    loaded = image_input.read(paths, image_shape)
+    images = loaded.images
+    if image_shape is None:
+        channels = 1 if all(image_input.is_grey(image) for image in images) else 3
+        images = [image_input.fit_channels(image, channels) for image in images]
+        if len({image.dtype for image in images}) > 1:  # files' pixels and a .npy's floats
+            images = [image / np.float32(127.5) - 1 if image.dtype == np.uint8 else image
+                      for image in images]
+        shapes = {image.shape for image in images}
+        if len(shapes) > 1:
+            raise ClientError(f"--images: the images have different shapes {sorted(shapes)}; "
+                              "pass --image_shape=H,W,C (the training shape) to convert them as "
+                              "--mode=assign does")
+    loaded.images = np.stack(images)
+    return loaded
+
+
+def parse_image_shape(text: str) -> tuple[int, int, int] | None:
+    """--image_shape "28,28,1" -> (28, 28, 1); "" -> None."""
+    if not text:
+        return None
+    parts = text.split(",")
+    if len(parts) != 3 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ClientError(f"--image_shape: want H,W,C, three positive integers such as 28,28,1 "
+                          f"(the training shape); got {text!r}")
+    return tuple(int(p) for p in parts)
 
 
 def validate_images(images: np.ndarray, image_shape: tuple[int, int, int] | None = None
@@ -102,7 +123,10 @@ def predict_grpc(server: str, images: np.ndarray, model_name: str = "gmmgan_pcm"
         try:
             response = stub.Predict(build_predict_request(images, model_name), timeout=timeout)
         except grpc.RpcError as e:
-            raise ClientError(f"{server}: {e.code().name}: {_first_line(e.details())}") from None
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                raise ClientError(f"cannot reach {server} ({_first_line(e.details())}); is "
+                                  f"tensorflow_model_server running at {server}?") from None
+            raise Refused(f"{server}: {e.code().name}: {_first_line(e.details())}") from None
     return parse_predict_response(response)
 
 
@@ -118,11 +142,14 @@ def predict_rest(url: str, images: np.ndarray, model_name: str = "gmmgan_pcm",
     endpoint = f"{url.rstrip('/')}/v1/models/{model_name}:predict"
     try:
         reply = requests.post(endpoint, data=json.dumps(rest_body(images)), timeout=timeout)
+    except requests.ConnectionError:
+        raise ClientError(f"cannot reach {endpoint}; is tensorflow_model_server running at "
+                          f"{url}?") from None
     except requests.RequestException as e:
-        raise ClientError(f"{endpoint}: {e}") from None
+        raise ClientError(f"{endpoint}: {_first_line(str(e))}") from None
     body = reply.json() if reply.content else {}
     if reply.status_code != 200 or "outputs" not in body:
-        raise ClientError(f"{endpoint}: HTTP {reply.status_code}: "
+        raise Refused(f"{endpoint}: HTTP {reply.status_code}: "
                           f"{_first_line(str(body.get('error', reply.text)))}")
     return {name: np.asarray(value) for name, value in body["outputs"].items()}
 
@@ -133,7 +160,8 @@ def _first_line(text: str) -> str:
 
 def format_table(names: list[str], outputs: dict[str, np.ndarray]) -> str:
     """One row per image: component and Pr(k|x); with an export that serves novelty, also the
-    score and NOVEL when it is above the threshold (which flags 5 % of the training images)."""
+    score and NOVEL when it is above the threshold (which flags 5 % of the run's validation
+    images, which it never trained on)."""
     probs = outputs["responsibilities"]
     served = "novelty" in outputs
     header = ("image\tcomponent\t" + ("novelty\tnovel\t" if served else "")
@@ -148,7 +176,7 @@ def format_table(names: list[str], outputs: dict[str, np.ndarray]) -> str:
     lines = [header] + rows
     if served and len(probs):
         threshold = float(np.asarray(outputs["novelty_threshold"]).ravel()[0])
-        lines.append(f"# novelty > {threshold:.3f} marks NOVEL (5 % of the training images "
+        lines.append(f"# novelty > {threshold:.3f} marks NOVEL (5 % of the validation images "
                      "are): the image may belong to none of the components")
     return "\n".join(lines)
 
@@ -159,25 +187,32 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--server", help="gRPC host:port of tensorflow_model_server (8500)")
     target.add_argument("--rest", help="REST base URL, e.g. http://localhost:8501")
     parser.add_argument("--images", required=True,
-                        help="comma-separated PNG files, or one .npy batch [N, H, W, C]")
+                        help="comma-separated image files (PNG/JPEG/BMP/GIF), folders of them "
+                             "(searched recursively) or .npy batches [N, H, W(, C)]")
     parser.add_argument("--model", default="gmmgan_pcm", help="served model name")
     parser.add_argument("--image_shape", default="",
-                        help="H,W,C the model was trained on, to check before sending")
+                        help="H,W,C the model was trained on (e.g. 28,28,1): converts the images "
+                             "to it as --mode=assign does")
     args = parser.parse_args(argv)
     try:
-        shape = tuple(int(v) for v in args.image_shape.split(",")) if args.image_shape else None
-        if shape is not None and len(shape) != 3:
-            raise ClientError(f"--image_shape: want H,W,C; got {args.image_shape!r}")
+        shape = parse_image_shape(args.image_shape)
         paths = [p for p in args.images.split(",") if p]
-        images = validate_images(load_images(paths), shape)
-        outputs = (predict_grpc(args.server, images, args.model) if args.server
-                   else predict_rest(args.rest, images, args.model))
-    except (ClientError, OSError, ValueError) as e:
+        image_input.check(paths)  # before TensorFlow: a missing file, a bad .npy
+        loaded = load_images(paths, shape)
+        images = validate_images(loaded.images, shape)
+        try:
+            outputs = (predict_grpc(args.server, images, args.model) if args.server
+                       else predict_rest(args.rest, images, args.model))
+        except Refused as e:
+            if shape is None:
+                e.args = (f"{e}; pass --image_shape=H,W,C (the training shape) to convert the "
+                          "images to it as --mode=assign does",)
+            raise
+    except (ClientError, UserError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    names = paths if len(paths) == len(images) else [f"{paths[0]}[{i}]"
-                                                      for i in range(len(images))]
-    print(format_table(names, outputs))
+    print(format_table(loaded.names, outputs))
+    loaded.print_skipped()
     return 0
 
 

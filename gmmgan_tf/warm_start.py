@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -52,7 +53,7 @@ from scipy.special import softmax
 from gmmgan_tf import losses
 from gmmgan_tf.config import Config
 from gmmgan_tf.errors import ConfigError, DataError, writing
-from gmmgan_tf.networks import Encoder, Head, augmenter
+from gmmgan_tf.networks import Encoder, Head, augmenter, kernel_initializer
 
 CACHE_DIR = "warm_start"
 CLUSTERER_WEIGHTS = "clusterer.weights.h5"
@@ -67,6 +68,9 @@ NEIGHBOURS = 20  # SCAN's neighbours an image
 NEIGHBOUR_ENTROPY_WEIGHT = 5.0  # SCAN's weight of the entropy of the mean prediction
 NEIGHBOUR_BATCH = 128
 NEIGHBOUR_LEARNING_RATE = 1e-3
+# How the networks draw their randomness: "local" = from each function's seed alone (a cache
+# recorded none was made under keras.utils.set_random_seed(seed), "global": other numbers).
+SEEDING = "local"
 
 
 def _version(package: str) -> str:
@@ -99,6 +103,7 @@ class Settings:
     neighbour_entropy_weight: float = NEIGHBOUR_ENTROPY_WEIGHT
     neighbour_batch: int = NEIGHBOUR_BATCH
     neighbour_learning_rate: float = NEIGHBOUR_LEARNING_RATE
+    seeding: str = SEEDING
     umap_learn_version: str = _version("umap-learn")
     scikit_learn_version: str = _version("scikit-learn")
     tensorflow_version: str = _version("tensorflow")
@@ -247,8 +252,7 @@ def neighbour_clustering(images: np.ndarray, num_components: int, epochs: int, s
     count = min(NEIGHBOURS, len(images) - 1)
     neighbours = NearestNeighbors(n_neighbors=count + 1).fit(flat).kneighbors(
         flat, return_distance=False)[:, 1:]  # column 0 is the image itself
-    keras.utils.set_random_seed(seed)
-    network = _pcm_shaped(images.shape[1:], num_components)
+    network = _pcm_shaped(images.shape[1:], num_components, seed=seed)
     views = augmenter(seed)
     optimizer = keras.optimizers.Adam(NEIGHBOUR_LEARNING_RATE)
     optimizer.build(network.trainable_variables)
@@ -279,31 +283,36 @@ def neighbour_clustering(images: np.ndarray, num_components: int, epochs: int, s
 def train_autoencoder(images: np.ndarray, steps: int, seed: int, augment: bool) -> keras.Model:
     """The encoder of a dense autoencoder trained with MSE on `images` [N, H, W, C] (or on
     random views of them when `augment`, as DEC-DA does); codes are linear, 10-d."""
-    keras.utils.set_random_seed(seed)
+    kernels = kernel_initializer(keras.random.SeedGenerator(seed))
     size = int(np.prod(images.shape[1:]))
     inputs = keras.Input((size,))
     hidden = inputs
     for units in AUTOENCODER_UNITS:
-        hidden = keras.layers.Dense(units, activation="relu")(hidden)
-    code = keras.layers.Dense(CODE_DIM, name="code")(hidden)
+        hidden = keras.layers.Dense(units, activation="relu", kernel_initializer=kernels)(hidden)
+    code = keras.layers.Dense(CODE_DIM, name="code", kernel_initializer=kernels)(hidden)
     hidden = code
     for units in reversed(AUTOENCODER_UNITS):
-        hidden = keras.layers.Dense(units, activation="relu")(hidden)
-    outputs = keras.layers.Dense(size)(hidden)
+        hidden = keras.layers.Dense(units, activation="relu", kernel_initializer=kernels)(hidden)
+    outputs = keras.layers.Dense(size, kernel_initializer=kernels)(hidden)
     autoencoder = keras.Model(inputs, outputs)
     autoencoder.compile(keras.optimizers.Adam(AUTOENCODER_LEARNING_RATE), "mse")
-    pairs = autoencoder_batches(images, min(AUTOENCODER_BATCH, len(images)), seed, augment)
-    # The pairs are shuffled already; fit's own shuffle only warns for a tf.data input.
-    autoencoder.fit(pairs, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    pairs = autoencoder_batches(images, min(AUTOENCODER_BATCH, len(images)), steps, seed,
+                                augment)
+    # The pairs are in their order already; fit's own shuffle only warns for a tf.data input.
+    autoencoder.fit(pairs, epochs=1, verbose=0, shuffle=False)
     return keras.Model(inputs, code)
 
 
-def autoencoder_batches(images: np.ndarray, batch: int, seed: int, augment: bool
+def autoencoder_batches(images: np.ndarray, batch: int, steps: int, seed: int, augment: bool
                         ) -> tf.data.Dataset:
-    """Endless shuffled (input, target) batches of flattened images; with `augment` both are
-    the same random view (the autoencoder reconstructs what it sees)."""
-    batches = (tf.data.Dataset.from_tensor_slices(np.asarray(images, np.float32))
-               .shuffle(len(images), seed=seed).repeat().batch(batch))
+    """`steps` (input, target) batches of flattened images, each pass over `images` in a new
+    order drawn from `seed` alone (tf.data's shuffle would mix in TensorFlow's global seed);
+    with `augment` both are the same random view (the autoencoder reconstructs what it sees)."""
+    rng = np.random.default_rng(seed)
+    passes = -(-steps * batch // len(images))
+    order = np.concatenate([rng.permutation(len(images)) for _ in range(passes)])
+    batches = (tf.data.Dataset.from_tensor_slices(order[:steps * batch].reshape(steps, batch))
+               .map(functools.partial(tf.gather, np.asarray(images, np.float32))))
     if augment:
         views = augmenter(seed)
         batches = batches.map(lambda x: views(x, training=True))
@@ -316,13 +325,16 @@ def pretrain_pcm(pcm, images: np.ndarray, targets: np.ndarray, *, width_multipli
     """Trains a twin of the PCM (same architecture and starting weights) on soft targets
     (cross-entropy, Adam) outside any distribution strategy, then copies its weights into `pcm`
     (which may be mirrored); returns the last epoch's loss."""
-    keras.utils.set_random_seed(seed)
-    twin = _pcm_shaped(images.shape[1:], targets.shape[1], width_multiplier)
+    twin = _pcm_shaped(images.shape[1:], targets.shape[1], width_multiplier, seed=seed)
     twin.set_weights(pcm.get_weights())
     twin.compile(keras.optimizers.Adam(learning_rate),
                  keras.losses.CategoricalCrossentropy(from_logits=True))
-    history = twin.fit(images, targets, batch_size=PRETRAIN_BATCH, epochs=epochs, shuffle=True,
-                       verbose=0)
+    # Each epoch in an order drawn from `seed` alone (fit's shuffle uses the global generators).
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        order = rng.permutation(len(images))
+        history = twin.fit(images[order], targets[order], batch_size=PRETRAIN_BATCH, epochs=1,
+                           shuffle=False, verbose=0)
     pcm.set_weights(twin.get_weights())
     return float(history.history["loss"][-1])
 
@@ -331,9 +343,12 @@ def _flatten(images: np.ndarray) -> np.ndarray:
     return np.asarray(images, np.float32).reshape(len(images), -1)
 
 
-def _pcm_shaped(image_shape, units: int, width_multiplier: float = 1.0) -> Head:
-    """A built network of the PCM's architecture: images [H, W, C] -> `units` logits."""
-    network = Head(Encoder(tuple(image_shape), width_multiplier), units)
+def _pcm_shaped(image_shape, units: int, width_multiplier: float = 1.0, seed: int = 0) -> Head:
+    """A built network of the PCM's architecture: images [H, W, C] -> `units` logits, its
+    initial weights drawn from `seed` alone."""
+    kernels = keras.random.SeedGenerator(seed)
+    network = Head(Encoder(tuple(image_shape), width_multiplier, seed=kernels), units,
+                   seed=kernels)
     network(np.zeros([1, *image_shape], np.float32))
     return network
 
@@ -341,10 +356,11 @@ def _pcm_shaped(image_shape, units: int, width_multiplier: float = 1.0) -> Head:
 def _saved_settings(saved) -> Settings | None:
     """The Settings a cache was made with; a setting added since takes its default (an option's
     default, today's constant or library version), so that a cache made before it was recorded
-    still counts when that is what it had."""
+    still counts when that is what it had; but a cache older than SEEDING used the global one."""
     try:  # JSON made the tuples lists
-        return Settings(**{name: tuple(value) if isinstance(value, list) else value
-                           for name, value in saved.items()})
+        return Settings(**{"seeding": "global",
+                           **{name: tuple(value) if isinstance(value, list) else value
+                              for name, value in saved.items()}})
     except (AttributeError, TypeError):  # not a dict, or a setting this version does not know
         return None
 

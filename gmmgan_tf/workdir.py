@@ -18,6 +18,7 @@ a damaged `checkpoint` state file is rebuilt from the ckpt-* files present (docs
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import glob
 import json
@@ -31,12 +32,14 @@ import tensorflow as tf
 from gmmgan_tf.config import Config, ConfigError
 from gmmgan_tf.errors import writing
 from gmmgan_tf.images import atomic_write_bytes
+from gmmgan_tf.run_options import config_from_saved, load_saved_config_dict
 
 # Options that may change between an interrupted run and its resumption.
 RESUMABLE_OPTIONS = frozenset({
-    "mode", "workdir", "data_dir", "epochs", "eval_every", "eval_samples", "eval_quality",
+    "mode", "workdir", "data_dir", "download", "epochs", "eval_every", "eval_samples", "eval_quality",
     "compare", "sample_rows", "metrics_cache_dir", "inception_weights", "export_dir",
-    "jit_compile", "strategy", "num_virtual_devices", "images", "assign_dir", "raw_generator"})
+    "jit_compile", "strategy", "num_virtual_devices", "images", "assign_dir", "raw_generator",
+    "export_replace_model"})
 
 
 # Checkpoint paths of random-number states (GMMGAN.noise_seed_state and augmenter_seed_states,
@@ -73,29 +76,11 @@ def save_config(config: Config) -> None:
 def _flagfile_matches(flagfile: str, saved: dict) -> bool:
     """Whether `flagfile` is the one save_config wrote for the saved config.json."""
     try:
-        expected = _config_from_saved(saved).as_flagfile()
+        expected = config_from_saved(saved).as_flagfile()
         with open(flagfile, "rb") as f:
             return f.read() == expected.encode()
     except (OSError, TypeError):
         return False
-
-
-def load_saved_config_dict(workdir: str) -> dict | None:
-    """The saved config.json (None when there is none); a damaged one is a ConfigError."""
-    file = path(workdir, "config.json")
-    try:
-        with open(file, "rb") as f:
-            saved = json.loads(f.read().decode())
-    except FileNotFoundError:
-        return None
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError: a damaged file
-        saved = e
-    if not isinstance(saved, dict):
-        raise ConfigError(
-            f"--workdir: {file} is damaged ({str(saved)[:80]}); move it aside and run the "
-            f"training command again with --flagfile={path(workdir, 'flags.cfg')} to rewrite "
-            "it (the checkpoints are kept)")
-    return saved
 
 
 def load_config(workdir: str, **overrides) -> Config:
@@ -109,18 +94,7 @@ def load_config(workdir: str, **overrides) -> Config:
     if saved is None:
         raise ConfigError(f"--workdir: {workdir!r} holds no trained run (no config.json); "
                           "train one first with --mode=train")
-    return dataclasses.replace(_config_from_saved(saved), **overrides).validate()
-
-
-# Options added since runs were first saved, with the value a run saved before them had (when
-# it differs from today's default): such a run is read back as it was trained.
-LEGACY_VALUES = {"validation_fraction": 0.0, "ema_decay": 0.0}
-
-
-def _config_from_saved(saved: dict) -> Config:
-    """The Config of a saved config.json, leaving out options this version no longer has."""
-    known = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{**LEGACY_VALUES, **{k: v for k, v in saved.items() if k in known}})
+    return dataclasses.replace(config_from_saved(saved), **overrides).validate()
 
 
 def write_json(file: str, obj) -> None:
@@ -265,17 +239,25 @@ def _checkpoint_number(prefix: str) -> int:
     return int(match.group(1)) if match else -1
 
 
-def _listed_prefixes(directory: str) -> list[str] | None:
-    """The prefixes the `checkpoint` state file lists; None when it is missing or damaged."""
+@contextlib.contextmanager
+def _quiet_tf_logger():
+    """TensorFlow's Python logger at ERROR within the block."""
     tf_logger = tf.get_logger()
     level = tf_logger.level
-    tf_logger.setLevel(logging.ERROR)  # TF's own two warning lines about a damaged file
+    tf_logger.setLevel(logging.ERROR)
     try:
-        state = tf.train.get_checkpoint_state(directory)
-    except ValueError:  # UnicodeDecodeError, or a state naming no checkpoint
-        state = None
+        yield
     finally:
         tf_logger.setLevel(level)
+
+
+def _listed_prefixes(directory: str) -> list[str] | None:
+    """The prefixes the `checkpoint` state file lists; None when it is missing or damaged."""
+    try:
+        with _quiet_tf_logger():  # TF's own two warning lines about a damaged file
+            state = tf.train.get_checkpoint_state(directory)
+    except ValueError:  # UnicodeDecodeError, or a state naming no checkpoint
+        state = None
     if state is None:
         return None
     return list(state.all_model_checkpoint_paths) + [state.model_checkpoint_path]
@@ -304,14 +286,17 @@ def repair_state_file(directory: str) -> None:
     print(f"warning: {state_file} is {'damaged' if os.path.exists(state_file) else 'missing'}; "
           f"rebuilt it from the {len(present)} checkpoint(s) present", flush=True)
     times = [os.path.getmtime(index) for index in present]
-    names = [os.path.basename(index[:-len(".index")]) for index in present]
-    # The CheckpointState text proto; the manager rotates checkpoints newer than
-    # last_preserved_timestamp, so the old ones go as new ones are saved.
-    lines = [f'model_checkpoint_path: "{names[-1]}"']
-    lines += [f'all_model_checkpoint_paths: "{name}"' for name in names]
-    lines += [f"all_model_checkpoint_timestamps: {t!r}" for t in times]
-    lines.append(f"last_preserved_timestamp: {min(times) - 1!r}")
-    atomic_write_bytes(state_file, ("\n".join(lines) + "\n").encode())
+    # Given a relative directory, TF writes the names relative to it, as CheckpointManager does,
+    # so the workdir can move; it writes a temporary file and renames it into place. The manager
+    # rotates checkpoints newer than last_preserved_timestamp, so the old ones go as new ones
+    # are saved.
+    relative = os.path.relpath(directory)
+    prefixes = [os.path.join(relative, os.path.basename(index[:-len(".index")]))
+                for index in present]
+    with _quiet_tf_logger():  # its deprecation notice: CheckpointManager cannot adopt files
+        tf.compat.v1.train.update_checkpoint_state(
+            relative, prefixes[-1], prefixes, all_model_checkpoint_timestamps=times,
+            last_preserved_timestamp=min(times) - 1)
 
 
 def load_trained_model(workdir: str, **overrides):
@@ -320,10 +305,11 @@ def load_trained_model(workdir: str, **overrides):
     from gmmgan_tf import data as data_lib
     from gmmgan_tf.gan import GMMGAN
 
-    # The data exactly as the run was trained (its own --seed splits folder and flowers sets);
-    # the overrides change only what this command does with the model.
-    bundle = data_lib.load(load_config(workdir))
+    # The data exactly as the run was trained (its own --seed splits folder and flowers sets;
+    # only where it is prepared may differ); the overrides change only what this command does
+    # with the model.
     config = dataclasses.replace(load_config(workdir, **overrides), workdir=workdir)
+    bundle = data_lib.load(load_config(workdir, data_dir=config.data_dir))
     model = GMMGAN(config, bundle.image_shape)
     Checkpointer(model, workdir).restore_trained(
         f"--workdir: {workdir!r} has no checkpoint yet; train first")

@@ -9,10 +9,10 @@ from PIL import Image
 
 from cli_test import main_py
 from conftest import tiny_config
-from gmmgan_tf import assign, images, train
+from gmmgan_tf import assign, data, image_input, images, novelty, train
 from gmmgan_tf import workdir as wd
 from gmmgan_tf.config import ConfigError
-from gmmgan_tf.data_core import UnreadableImage
+from gmmgan_tf.image_input import UnreadableImage
 from gmmgan_tf.errors import DataError
 
 N = 50
@@ -55,16 +55,21 @@ def test_assign_a_folder_writes_the_csv_sheets_and_reports_the_broken_file(run, 
         rows = list(csv.reader(f))
     k = model.num_components
     assert rows[0] == (["file", "component", "responsibility"] + [f"p_{j}" for j in range(k)]
-                       + ["novelty"])
+                       + ["novelty", "is_novel"])
     by_file = {os.path.normpath(r[0]): r for r in rows[1:]}
     assert sorted(by_file) == sorted(names)
     expected = model.responsibilities(held_out)
     got = np.array([[float(x) for x in by_file[name][3:3 + k]] for name in names])
     np.testing.assert_allclose(got, expected, atol=1e-5)
-    # The served novelty score: the entropy of the responsibilities (novelty.SERVED_SCORER).
-    entropy = -np.sum(expected * np.log(np.maximum(expected, 1e-30)), axis=1)
-    np.testing.assert_allclose([float(by_file[name][-1]) for name in names], entropy,
+    # The served novelty score, fitted and calibrated on the run's training and validation
+    # images as the export does.
+    calibration = novelty.calibrate(model, data.load(tiny_config()))
+    served = novelty.score(calibration.scorer, novelty.gmmgan_outputs(model, held_out),
+                           calibration.fitted)
+    np.testing.assert_allclose([float(by_file[name][-2]) for name in names], served,
                                rtol=1e-4, atol=1e-4)
+    novel = [by_file[name][-1] for name in names]
+    np.testing.assert_array_equal(novel, np.where(served > calibration.threshold, "1", "0"))
     components = np.array([int(by_file[name][1]) for name in names])
     np.testing.assert_array_equal(components, expected.argmax(1))
     np.testing.assert_allclose([float(by_file[name][2]) for name in names], expected.max(1),
@@ -85,19 +90,19 @@ def test_npy_batches_read_like_the_folder_and_bad_images_are_skipped(run, tmp_pa
     floats[2, 0, 0, 0] = np.nan
     np.save(tmp_path / "floats.npy", floats)
     np.save(tmp_path / "uint8.npy", images.to_uint8(held_out[:4])[..., 0])  # [N, H, W]
-    from_floats = assign.read_images(str(tmp_path / "floats.npy"), shape, progress=False)
-    from_uint8 = assign.read_images(str(tmp_path / "uint8.npy"), shape, progress=False)
+    from_floats = image_input.read([str(tmp_path / "floats.npy")], shape)
+    from_uint8 = image_input.read([str(tmp_path / "uint8.npy")], shape)
     assert from_floats.skipped == [(f"{tmp_path}/floats.npy[2]",
                                     "values not finite")]
     assert from_floats.names == [f"{tmp_path}/floats.npy[{i}]" for i in (0, 1, 3)]
-    np.testing.assert_allclose(from_floats.images, held_out[[0, 1, 3]], atol=1e-5)
-    np.testing.assert_allclose(from_uint8.images, held_out[:4], atol=1e-5)
+    np.testing.assert_allclose(np.stack(from_floats.images), held_out[[0, 1, 3]], atol=1e-5)
+    np.testing.assert_allclose(np.stack(from_uint8.images), held_out[:4], atol=1e-5)
     np.save(tmp_path / "nan.npy", np.full((2, 28, 28), np.nan, np.float32))
     with pytest.raises(DataError, match=r"none of the 2 images could be used \(the first, "):
-        assign.read_images(str(tmp_path / "nan.npy"), shape, progress=False)
+        image_input.read([str(tmp_path / "nan.npy")], shape)
     np.save(tmp_path / "wrong.npy", np.zeros((2, 28, 28, 4), np.uint8))
     with pytest.raises(DataError, match=r"shape \(2, 28, 28, 4\); expected"):
-        assign.read_images(str(tmp_path / "wrong.npy"), shape, progress=False)
+        image_input.read([str(tmp_path / "wrong.npy")], shape)
 
 
 @pytest.mark.parametrize("batch, fragment", [
@@ -109,16 +114,17 @@ def test_npy_floats_outside_the_rule_refuse_the_batch(tmp_path, batch, fragment)
     assigned as other images (nor skipped one by one)."""
     np.save(tmp_path / "batch.npy", batch)
     with pytest.raises(DataError, match=fr"batch.npy': float images {fragment}.*send uint8 pixels"):
-        assign.read_images(str(tmp_path / "batch.npy"), (28, 28, 1), progress=False)
+        image_input.read([str(tmp_path / "batch.npy")], (28, 28, 1))
 
 
 def test_channels_follow_the_model():
     grey = np.linspace(-1, 1, 12, dtype=np.float32).reshape(2, 2, 3)[..., :1]
-    np.testing.assert_array_equal(assign.fit_channels(grey, 3), np.concatenate([grey] * 3, -1))
-    np.testing.assert_array_equal(assign.fit_channels(np.concatenate([grey] * 3, -1), 1), grey)
+    rgb = np.concatenate([grey] * 3, -1)
+    np.testing.assert_array_equal(image_input.fit_channels(grey, 3), rgb)
+    np.testing.assert_array_equal(image_input.fit_channels(rgb, 1), grey)
     colour = np.concatenate([grey, -grey, grey], -1)
     with pytest.raises(UnreadableImage, match="colour image"):
-        assign.fit_channels(colour, 1)
+        image_input.fit_channels(colour, 1)
 
 
 def test_extra_scores_become_columns(tmp_path):
@@ -138,3 +144,14 @@ def test_images_flag_is_checked(tmp_path):
     (tmp_path / "a.png").write_bytes(b"")
     with pytest.raises(ConfigError, match="--images: .* is neither a folder nor a .npy file"):
         tiny_config(mode="assign", images=str(tmp_path / "a.png"))
+
+
+def test_a_run_without_a_validation_split_gets_no_novelty_columns(run, capsys):
+    """The assignments do not need the novelty score, so a run trained without a validation
+    split (nothing unseen to calibrate on) is assigned, with a warning, instead of refused."""
+    _, model, held_out = run
+    labels = np.zeros(len(held_out), np.int64)
+    legacy = data.DataBundle("old", held_out, labels, held_out, labels, num_classes=10)
+    assert assign.novelty_columns(model, legacy, {}) == {}
+    assert capsys.readouterr().out.startswith(
+        "warning: no novelty columns: old: this run has no validation split")

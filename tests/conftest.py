@@ -40,6 +40,17 @@ def fresh_cli_flags():
     return flags.FLAGS
 
 
+def without_tensorflow(env=None) -> dict[str, str]:
+    """`env` (default: this process's) for a subprocess in which importing tensorflow or keras
+    fails: a command that must answer before loading TensorFlow (a bad flag, path or image, a
+    busy workdir) is checked by order, not by a clock. Its answer is then the whole stderr, and
+    an ImportError means TensorFlow was on the way first."""
+    env = dict(os.environ if env is None else env)
+    stub = os.path.join(os.path.dirname(os.path.abspath(__file__)), "without_tensorflow")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [stub, env.get("PYTHONPATH", "")]))
+    return env
+
+
 _ABSL_LOGGER_LEVEL = logging.getLogger("absl").level  # before any test (or fixture) ran
 
 

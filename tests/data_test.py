@@ -5,7 +5,6 @@ import logging
 import pathlib
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -195,34 +194,47 @@ def test_flowers_with_too_few_images_a_class_is_a_data_error(tmp_path):
 # --- missing data -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", data_check.TFDS_VERSIONS)
-def test_missing_tfds_data_fails_fast_with_guidance(tmp_path, monkeypatch, name):
+@pytest.mark.parametrize("download", ["auto", "never"])
+def test_missing_tfds_data_offline_fails_after_one_short_probe_with_guidance(
+        tmp_path, monkeypatch, name, download):
     monkeypatch.setattr(data_check, "DEBIAN_FASHION_MNIST_DIR", str(tmp_path / "no_debian"))
-    start = time.monotonic()
+    # Offline: nothing listens at the download host (refused at once, like an unknown name).
+    monkeypatch.setitem(data_check.DOWNLOAD_URLS, name, "http://127.0.0.1:1/")
+    probes = []
+    monkeypatch.setattr(data_check, "reachable", lambda url: probes.append(url) or False)
+    # What takes minutes offline is TFDS's own retrying download: it must not be asked.
+    for entry in ("builder", "load", "data_source"):
+        monkeypatch.setattr(tfds, entry, lambda *a, **k: pytest.fail("TFDS was asked"))
     with pytest.raises(data.DataError) as error:
-        data.load(_config(dataset=name, data_dir=str(tmp_path)))
-    assert time.monotonic() - start < 10
+        data.load(_config(dataset=name, data_dir=str(tmp_path), download=download))
+    # At most one probe, bounded by its timeout (a second); none with --download=never.
+    assert probes == ([] if download == "never" else ["http://127.0.0.1:1/"])
+    assert data_check.REACHABILITY_TIMEOUT <= 1
     message = str(error.value)
-    assert "\n" not in message and name in message and str(tmp_path) in message
+    assert "\n" not in message and message.startswith(f"{name}: no prepared TFDS data set in "
+                                                      f"{tmp_path}, and ")
+    assert ("--download=never" if download == "never" else "127.0.0.1 cannot be reached") \
+        in message
     assert f"tfds build {name}" in message
     if name == "fashion_mnist":
         assert "make data" in message
+    assert not any(tmp_path.iterdir())  # nothing written
 
 
 def test_check_available_needs_no_tensorflow_and_fails_fast(tmp_path):
-    # What the CLI runs before importing TensorFlow: a fresh process, timed end to end.
+    # What the CLI runs before importing TensorFlow: a fresh process, which must not load it.
     script = ("import dataclasses, sys\n"
               "from gmmgan_tf import data_check\n"
               "from gmmgan_tf.config import Config\n"
+              "data_check.DOWNLOAD_URLS['oxford_flowers102'] = 'http://127.0.0.1:1/'\n"
               f"config = dataclasses.replace(Config(), dataset='imbalanced_oxford_flowers102', "
               f"data_dir={str(tmp_path)!r})\n"
               "try:\n"
               "    data_check.check_available(config)\n"
               "except Exception as e:\n"
               "    sys.exit(f'{type(e).__name__}: {e} | tf: {\"tensorflow\" in sys.modules}')\n")
-    start = time.monotonic()
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=pathlib.Path(__file__).parents[1])
-    assert time.monotonic() - start < 10
     assert result.returncode == 1
     assert result.stderr.startswith("DataError: oxford_flowers102: no prepared TFDS data set")
     assert result.stderr.strip().endswith("| tf: False")

@@ -70,7 +70,10 @@ def sample_draws(per_component, seed):
 def bundle(n=40):
     rng = np.random.default_rng(5)
     pictures = rng.uniform(-1, 1, (n, *IMAGE_SHAPE)).astype(np.float32)
-    return DataBundle("stub", pictures, np.arange(n) % K, pictures, np.arange(n) % K, K)
+    labels = np.arange(n) % K
+    # The export calibrates the novelty threshold on a validation split: the same pictures.
+    return DataBundle("stub", pictures, labels, pictures, labels, K, val_images=pictures,
+                      val_labels=labels)
 
 
 @pytest.fixture(scope="module")

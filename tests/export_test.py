@@ -1,5 +1,7 @@
 """--mode=export: SavedModels read back by TF2 and by the TF1 loader TF Serving uses, the
 PredictRequest round trip, input validation, atomic versions, and a live model server."""
+import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -13,13 +15,18 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from conftest import tiny_config
-from gmmgan_tf import export, novelty, serving_client, workdir as wd
+from conftest import tiny_config, without_tensorflow
+from gmmgan_tf import data, export, novelty, provenance, serving_client, workdir as wd
+from gmmgan_tf.config import Config, ConfigError
+from gmmgan_tf.data_core import DataBundle
 from gmmgan_tf.gan import GMMGAN
 
 IMAGE_SHAPE = (28, 28, 1)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-5
+# Novelty scores are unbounded float32 sums (a Mahalanobis distance, standardised differences):
+# the graph and NumPy's float64 round differently by ~1e-5 of their size.
+NOVELTY_TOL = 1e-4
 
 
 def trained_model(**overrides):
@@ -30,23 +37,35 @@ def trained_model(**overrides):
     return model
 
 
-# Stands in for the training images that calibrate the novelty threshold: 5 % of 40 is 2.
-CALIBRATION = np.random.default_rng(9).uniform(-1, 1, (40, *IMAGE_SHAPE)).astype(np.float32)
+# Stands in for a run's data: the fitted scorers are fitted on its training images, the
+# threshold calibrated on its validation images (5 % of 40 is 2).
+_RANDOM = np.random.default_rng(9).uniform(-1, 1, (100, *IMAGE_SHAPE)).astype(np.float32)
+VALIDATION = _RANDOM[:40]
+BUNDLE = DataBundle("toy", _RANDOM[40:], np.zeros(60, np.int64), _RANDOM[:0],
+                    np.zeros(0, np.int64), num_classes=1, val_images=VALIDATION,
+                    val_labels=np.zeros(40, np.int64))
+
+
+@functools.cache
+def calibration_of(model, scorer=export.NOVELTY_SCORER):
+    return novelty.calibrate(model, BUNDLE, scorer)
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     model = trained_model()
     export_dir = str(tmp_path_factory.mktemp("saved_models"))
-    return model, export_dir, export.export_model(model, export_dir, CALIBRATION)
+    return model, export_dir, export.export_model(model, export_dir, calibration_of(model))
 
 
 def novelty_outputs(model, floats):
-    """The served scorer in NumPy, and the threshold as the 95 % quantile of the calibration
+    """The served scorer in memory, and the threshold as the 95 % quantile of the validation
     images' scores."""
-    scores = novelty.score(export.NOVELTY_SCORER, novelty.gmmgan_outputs(model, floats))
-    calibration = novelty.score(export.NOVELTY_SCORER, novelty.gmmgan_outputs(model, CALIBRATION))
-    threshold = np.quantile(calibration, 0.95)
+    calibration = calibration_of(model)
+    scores = novelty.score(calibration.scorer, novelty.gmmgan_outputs(model, floats),
+                           calibration.fitted)
+    threshold = np.quantile(novelty.score(calibration.scorer, novelty.gmmgan_outputs(
+        model, VALIDATION), calibration.fitted), 0.95)
     return {"novelty": scores, "novelty_threshold": np.full(len(floats), threshold),
             "is_novel": scores > threshold}
 
@@ -109,8 +128,11 @@ def check_outputs(got, want):
     assert set(got) == set(want)
     for key, value in want.items():
         if key == "is_novel":  # a score within rounding of the threshold may flip
-            close = np.abs(want["novelty"] - want["novelty_threshold"]) < TOL
+            close = np.abs(want["novelty"] - want["novelty_threshold"]) < NOVELTY_TOL
             np.testing.assert_array_equal(np.asarray(got[key])[~close], value[~close])
+        elif key in ("novelty", "novelty_threshold"):
+            np.testing.assert_allclose(np.asarray(got[key]), value, atol=NOVELTY_TOL,
+                                       rtol=NOVELTY_TOL)
         else:
             np.testing.assert_allclose(np.asarray(got[key]), value, atol=TOL, rtol=0)
     if "responsibilities" in got:
@@ -121,9 +143,15 @@ def check_outputs(got, want):
 
 
 def test_layout_versions_and_models_config(exported):
-    _, export_dir, written = exported
+    model, export_dir, written = exported
     assert written == {name: os.path.join(export_dir, name, "1")
                        for name in ("gmmgan_generator", "gmmgan_pcm")}
+    with open(os.path.join(written["gmmgan_pcm"], export.METADATA)) as f:
+        metadata = json.load(f)
+    assert metadata == json.loads(json.dumps(calibration_of(model).metadata()))
+    assert (metadata["novelty_calibration_split"], metadata["novelty_calibration_images"],
+            metadata["novelty_flag_share"], metadata["novelty_fit_images"]) == (
+        "validation", 40, 0.05, 60)
     config = open(os.path.join(export_dir, "models.config")).read()
     for name in written:
         assert f'base_path: "{os.path.abspath(os.path.join(export_dir, name))}"' in config
@@ -172,27 +200,49 @@ def test_predict_request_response_round_trip(exported, tf1_models):
     np.testing.assert_array_equal(np.asarray(body["inputs"]["images"], np.uint8), pixels)
 
 
-@pytest.mark.parametrize("scorer", ["entropy", "max_responsibility", "discriminator"])
+@pytest.mark.parametrize("scorer", ["entropy", "max_responsibility", "discriminator",
+                                    "mahalanobis", "combined"])
 def test_each_gmmgan_scorer_is_served_as_evaluated(exported, tmp_path, scorer):
-    """Whichever scorer NOVELTY_SCORER names, the TF1-loaded PCM serves what novelty.score
-    computes in memory (the discriminator one exports D's heads inside the PCM)."""
+    """Whichever scorer NOVELTY_SCORER names, the TF1-loaded PCM serves every output as
+    novelty.score computes it in memory, the fitted parameters as graph constants (the
+    discriminator one exports D's heads inside the PCM)."""
     model = exported[0]
-    threshold = export.novelty_threshold(model, CALIBRATION, scorer)
-    written = export.write_versions({"pcm": export.pcm_archive(model, threshold, scorer)},
+    calibration = calibration_of(model, scorer)
+    written = export.write_versions({"pcm": export.pcm_archive(model, calibration)},
                                     str(tmp_path), 1)
     floats = inputs(model, n=6, seed=2)[2].astype(np.float32) / 127.5 - 1.0
-    got = TF1Model(written["pcm"]).run("serving_default", {"images": floats})
-    want = novelty.score(scorer, novelty.gmmgan_outputs(model, floats))
-    np.testing.assert_allclose(got["novelty"], want, atol=TOL, rtol=1e-5)
-    np.testing.assert_allclose(got["novelty_threshold"], threshold, rtol=1e-6)
-    calibration = novelty.score(scorer, novelty.gmmgan_outputs(model, CALIBRATION))
-    assert np.sum(calibration > threshold) == 2  # 5 % of 40
+    served = TF1Model(written["pcm"])
+    got = served.run("serving_default", {"images": floats})
+    want = novelty.score(scorer, novelty.gmmgan_outputs(model, floats), calibration.fitted)
+    probs = model.responsibilities(floats)
+    check_outputs(got, {"responsibilities": probs, "component": probs.argmax(1),
+                        "novelty": want, "novelty_threshold": np.full(6, calibration.threshold),
+                        "is_novel": want > calibration.threshold})
+    got = served.run("serving_default", {"images": VALIDATION})
+    assert np.sum(got["is_novel"]) == 2  # 5 % of 40
 
 
-def test_served_threshold_flags_five_percent_of_the_training_images(tf1_models):
-    got = tf1_models["gmmgan_pcm"].run("serving_default", {"images": CALIBRATION})
+def test_served_threshold_flags_five_percent_of_the_validation_images(tf1_models):
+    got = tf1_models["gmmgan_pcm"].run("serving_default", {"images": VALIDATION})
     assert np.sum(got["is_novel"]) == 2  # 5 % of 40
     assert np.all(got["novelty_threshold"] == got["novelty_threshold"][0])
+
+
+@pytest.mark.parametrize("scorer", sorted({export.NOVELTY_SCORER, "mahalanobis"}))
+def test_served_flag_rate_on_held_out_digits_is_the_flag_share(tmp_path, scorer):
+    """Calibrated on the 400 validation digits, the served is_novel flags FLAG_SHARE of the 1,000
+    held-out test digits within binomial noise (3 standard deviations of the difference of two
+    shares). The Gaussians are fitted on 100 training digits in 16 dimensions, so those digits
+    sit closer to their means than new ones, as a trained PCM is most confident on its training
+    images: a threshold set on them flags far more new digits."""
+    model = trained_model()
+    bundle = data.load(tiny_config())
+    bundle = dataclasses.replace(bundle, train_images=bundle.train_images[:100],
+                                 train_labels=bundle.train_labels[:100])
+    written = export.export_model(model, str(tmp_path), novelty.calibrate(model, bundle, scorer))
+    got = TF1Model(written["gmmgan_pcm"]).run("serving_default", {"images": bundle.test_images})
+    p, n, v = novelty.FLAG_SHARE, len(bundle.test_images), bundle.num_validation
+    assert abs(np.mean(got["is_novel"]) - p) < 3 * np.sqrt(p * (1 - p) * (1 / n + 1 / v))
 
 
 def test_export_without_calibration_keeps_the_old_outputs(tmp_path):
@@ -364,9 +414,9 @@ def test_client_reads_pngs_and_npy(tmp_path):
     for i, p in enumerate(pixels):
         paths.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(p).save(paths[-1])
-    np.testing.assert_array_equal(serving_client.load_images(paths), pixels[..., None])
+    np.testing.assert_array_equal(serving_client.load_images(paths).images, pixels[..., None])
     np.save(tmp_path / "batch.npy", pixels[..., None])
-    batch = serving_client.load_images([str(tmp_path / "batch.npy")])
+    batch = serving_client.load_images([str(tmp_path / "batch.npy")]).images
     assert serving_client.signature_for(serving_client.validate_images(batch)) == "serving_uint8"
 
 
@@ -426,8 +476,76 @@ def test_export_mode_from_the_command_line(tmp_path):
     got = loaded(images=tf.constant(images))
     np.testing.assert_allclose(got["responsibilities"].numpy(), model.responsibilities(images),
                                atol=TOL)
-    assert got["novelty"].shape == (2,) and "is_novel" in got  # calibrated on the training set
-    assert "is_novel flags 5% of the 3600 training images" in result.stdout
+    assert got["novelty"].shape == (2,) and "is_novel" in got  # calibrated on the validation set
+    assert "is_novel flags 5% of the 400 validation images (never trained on)" in result.stdout
+
+
+def test_export_mode_refuses_a_run_without_a_validation_split(tmp_path):
+    """A run trained with --validation_fraction=0 (or before it existed) has no unseen images
+    to calibrate the novelty threshold on: one line naming the fix, and nothing written."""
+    config = tiny_config(workdir=str(tmp_path / "run"), validation_fraction=0.0)
+    wd.save_config(config)
+    wd.Checkpointer(trained_model(), config.workdir).save(1)
+    out = tmp_path / "saved"
+    result = subprocess.run(
+        [sys.executable, "main.py", "--mode=export", f"--workdir={config.workdir}",
+         f"--export_dir={out}"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode != 0
+    assert "this run has no validation split" in result.stderr
+    assert "retrain with --validation_fraction=0.1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not {"gmmgan_generator", "gmmgan_pcm", "models.config"} & set(os.listdir(out))
+
+
+def test_each_version_records_its_run_in_the_export_and_in_models_config(tmp_path):
+    model = trained_model()
+    origin = provenance.record("runs/a", tiny_config(), IMAGE_SHAPE)
+    export.export_model(model, str(tmp_path), origin=origin)
+    export.export_model(model, str(tmp_path), origin={**origin, "workdir": "/w/b"})
+    for name in ("gmmgan_generator", "gmmgan_pcm"):
+        assert provenance.read(str(tmp_path / name / "1")) == origin
+        assert provenance.read(str(tmp_path / name / "2"))["workdir"] == "/w/b"
+    assert origin["workdir"] == os.path.abspath("runs/a") and origin["dataset"] == "mnist_5k"
+    assert origin["image_shape"] == [28, 28, 1] and origin["code"] and origin["exported"]
+    text = open(tmp_path / "models.config").read()
+    line = (f"# version 1: {origin['workdir']} (dataset mnist_5k, 28x28x1, --model=gmmgan, K=3), "
+            f"code {origin['code']}, exported {origin['exported']}")
+    assert text.count(line) == 2 and text.count("# version 2: /w/b (dataset mnist_5k") == 2
+
+
+def _export_dir_serving(tmp_path, dataset):
+    """An --export_dir whose version 1 came from a run of `dataset` at 28 pixels."""
+    version = tmp_path / "saved" / "gmmgan_pcm" / "1"
+    version.mkdir(parents=True)
+    provenance.write(str(version), {"workdir": "/runs/mnist", "dataset": dataset,
+                                    "image_shape": [28, 28, 1]})
+    return tmp_path / "saved"
+
+
+def test_exporting_a_run_of_another_data_set_is_refused_at_once(tmp_path):
+    run = tmp_path / "fashion"
+    run.mkdir()
+    fashion = Config(dataset="fashion_mnist", workdir=str(run)).resolved()
+    (run / "config.json").write_text(json.dumps(dataclasses.asdict(fashion)))
+    saved = _export_dir_serving(tmp_path, "mnist_5k")
+    result = subprocess.run(  # refused before TensorFlow loads, let alone the model
+        [sys.executable, "main.py", "--mode=export", f"--workdir={run}", f"--export_dir={saved}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=without_tensorflow())
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: --export_dir: {str(saved)!r} serves version 1 of /runs/mnist (dataset mnist_5k, "
+        f"28 pixels); {str(run)!r} is dataset fashion_mnist, 28 pixels, and a running server "
+        "would switch to it: use another --export_dir, or add --export_replace_model if that is "
+        "meant"]
+    assert sorted(os.listdir(saved / "gmmgan_pcm")) == ["1"]
+    config = dataclasses.replace(fashion, mode="export", export_dir=str(saved))
+    provenance.check_export(dataclasses.replace(config, export_replace_model=True))
+    with pytest.raises(ConfigError, match="--export_dir: .* serves version 1"):
+        provenance.check_export(config)
+    _export_dir_serving(tmp_path / "same", "fashion_mnist")
+    provenance.check_export(dataclasses.replace(config, export_dir=str(tmp_path / "same" /
+                                                                        "saved")))
 
 
 def _free_port():

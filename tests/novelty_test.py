@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import mahalanobis
 from scipy.stats import entropy as scipy_entropy, multivariate_normal
 
 from conftest import tiny_config
@@ -43,6 +44,58 @@ def test_discriminator_scorer_is_minus_the_best_head():
     single = np.array([[1.5], [-0.5]])  # one head: -D(x)
     np.testing.assert_allclose(
         novelty.score("discriminator", {novelty.DISCRIMINATOR_LOGITS: single}), [-1.5, 0.5])
+
+
+def _features(n=60, k=3, c=4, seed=0):
+    """n features in c dims around k centres, soft responsibilities for them, and images that
+    are not like them: (train features, responsibilities, new features)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, c)) * 4
+    labels = np.arange(n) % k
+    mix = rng.normal(size=(c, c))
+    features = centres[labels] + rng.normal(size=(n, c)) @ mix
+    r = _responsibilities(n, k, seed) * 0.3 + np.eye(k)[labels] * 0.7
+    new = np.concatenate([centres + rng.normal(size=(k, c)), rng.normal(size=(5, c)) * 20])
+    return features, r, new
+
+
+def test_mahalanobis_matches_scipy_with_the_tied_covariance_by_hand():
+    """Lee et al.'s score, min_k of scipy's Mahalanobis distance to the responsibility-weighted
+    means mu_k under the tied covariance S = 1/N sum_k sum_i r_ik (f_i - mu_k)(f_i - mu_k)^T,
+    both computed here term by term."""
+    features, r, new = _features()
+    fitted = novelty.Fitted(*novelty.fit_component_gaussians(features, r, ridge=0.0), {})
+    got = novelty.score("mahalanobis", {novelty.PCM_FEATURES: new}, fitted)
+    means = [np.average(features, axis=0, weights=r[:, k]) for k in range(r.shape[1])]
+    cov = sum(r[i, k] * np.outer(features[i] - means[k], features[i] - means[k])
+              for i in range(len(features)) for k in range(r.shape[1])) / len(features)
+    inverse = np.linalg.inv(cov)
+    want = [min(mahalanobis(x, mu, inverse) for mu in means) for x in new]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert np.all(got[-5:] > got[:3].max())  # far from every centre: the most novel
+    # The ridge adds ridge * tr(S) / c to the diagonal.
+    ridged = novelty.Fitted(*novelty.fit_component_gaussians(features, r, ridge=0.1), {})
+    inverse = np.linalg.inv(cov + 0.1 * np.trace(cov) / len(cov) * np.eye(len(cov)))
+    np.testing.assert_allclose(
+        novelty.score("mahalanobis", {novelty.PCM_FEATURES: new}, ridged),
+        [min(mahalanobis(x, mu, inverse) for mu in means) for x in new], rtol=1e-9)
+
+
+def test_combined_is_the_mean_of_the_standardised_scores():
+    features, r, new = _features()
+    train = {novelty.PCM_FEATURES: features, novelty.RESPONSIBILITIES: r}
+    validation = {novelty.PCM_FEATURES: new[:3] + 0.1, novelty.RESPONSIBILITIES: r[:3]}
+    fitted = novelty.fit(train, validation)
+    scored = {novelty.PCM_FEATURES: new, novelty.RESPONSIBILITIES: _responsibilities(len(new))}
+    parts = []
+    for name in novelty.COMBINED:
+        on_validation = novelty.score(name, validation, fitted)
+        parts.append((novelty.score(name, scored, fitted) - on_validation.mean())
+                     / on_validation.std())
+    np.testing.assert_allclose(novelty.score("combined", scored, fitted), np.mean(parts, axis=0),
+                               rtol=1e-9)
+    with pytest.raises(ValueError, match="'combined' needs fitted parameters"):
+        novelty.score("combined", scored)
 
 
 def test_missing_output_names_the_scorer():
@@ -110,6 +163,36 @@ def test_flag_threshold_flags_the_share_of_training_scores():
     train = np.random.default_rng(0).permutation(1000).astype(float)
     threshold = novelty.flag_threshold(train, 0.05)
     assert np.sum(train > threshold) == 50
+
+
+def test_served_novelty_reports_its_calibration_and_the_flag_rate_of_the_trained_classes():
+    """metrics.json's record of the served score: fitted on the training images, calibrated on
+    the validation images (5 % of 20 flagged), and the share of the test images of the trained
+    classes flagged (the excluded class 1 is novel, so it does not count)."""
+    from gmmgan_tf import evaluation
+
+    model = GMMGAN(tiny_config(), (28, 28, 1))
+    images = np.random.default_rng(0).uniform(-1, 1, (100, 28, 28, 1)).astype(np.float32)
+    labels = np.arange(100) % 2
+    bundle = data.DataBundle("toy", images[:40], np.zeros(40, np.int64), images[60:],
+                             labels[60:], num_classes=2, excluded_classes=(1,),
+                             val_images=images[40:60], val_labels=np.zeros(20, np.int64))
+    calibration = novelty.calibrate(model, bundle)
+    test_outputs = novelty.gmmgan_outputs(model, bundle.test_images)
+    out = evaluation.served_novelty(calibration, test_outputs, bundle)
+    scores = novelty.score(novelty.SERVED_SCORER, test_outputs, calibration.fitted)
+    assert out["novelty_test_flag_rate"] == np.mean(scores[labels[60:] == 0]
+                                                    > calibration.threshold)
+    assert {k: out[k] for k in ("novelty_scorer", "novelty_flag_share", "novelty_fit_split",
+                                "novelty_fit_images", "novelty_calibration_split",
+                                "novelty_calibration_images", "novelty_test_images")} == {
+        "novelty_scorer": novelty.SERVED_SCORER, "novelty_flag_share": 0.05,
+        "novelty_fit_split": "train", "novelty_fit_images": 40,
+        "novelty_calibration_split": "validation", "novelty_calibration_images": 20,
+        "novelty_test_images": 20}
+    validation = novelty.score(novelty.SERVED_SCORER, novelty.gmmgan_outputs(
+        model, bundle.val_images), calibration.fitted)
+    assert np.sum(validation > out["novelty_threshold"]) == 1
 
 
 def test_detection_metrics_against_pair_counting():
@@ -208,8 +291,10 @@ def test_leave_one_digit_out_end_to_end(tmp_path):
     metrics = json.load(open(os.path.join(workdir, "eval", "metrics.json")))
     assert os.path.getsize(os.path.join(workdir, "eval", "novelty_roc.png")) > 0
     assert (metrics["novelty_positives"], metrics["novelty_negatives"]) == (100, 900)
-    assert {f"novelty_auroc_{s}" for s in ("max_responsibility", "entropy", "discriminator")
-            } <= set(metrics)
+    assert {f"novelty_auroc_{s}" for s in ("max_responsibility", "entropy", "discriminator",
+                                           "mahalanobis", "combined")} <= set(metrics)
+    assert (metrics["novelty_calibration_split"], metrics["novelty_calibration_images"],
+            metrics["novelty_test_images"]) == ("validation", 360, 900)
     export.export(dataclasses.replace(config, mode="export"))
     test = data.load(config)
     served = TF1Model(os.path.join(export_dir, "gmmgan_pcm", "1")).run(

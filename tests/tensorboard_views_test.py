@@ -5,6 +5,8 @@ import io
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-from conftest import tiny_config
+from conftest import tiny_config, without_tensorflow
 from gmmgan_tf import hparams, images, modes, projector, train
 from gmmgan_tf import workdir as wd
 
@@ -61,6 +63,27 @@ def test_a_finished_run_without_hparams_gets_them_from_its_files(trained):
             os.remove(os.path.join(root, name))
     hparams.backfill(config.workdir)
     _check_hparams(config, metrics)
+
+
+def test_backfill_leaves_a_run_with_hparams_as_it_is(trained, capsys):
+    config, _ = trained
+    root = hparams.logdir(config.workdir)
+    before = sorted(os.listdir(root))
+    assert hparams.main([config.workdir]) == 0
+    assert capsys.readouterr().out == (f"{config.workdir}: already has its HParams in {root}; "
+                                       "nothing written\n")
+    assert sorted(os.listdir(root)) == before  # no second row in the HParams table
+
+
+def test_hparams_without_runs_prints_its_usage_at_once():
+    result = subprocess.run([sys.executable, "-m", "gmmgan_tf.hparams"], capture_output=True,
+                            text=True, timeout=60, env=without_tensorflow(),
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "usage: python -m gmmgan_tf.hparams WORKDIR [WORKDIR ...]  (finished training runs, "
+        "e.g. runs/s2/*: gives each its row in TensorBoard's HParams)"]
+    assert result.stdout == ""
 
 
 def _check_hparams(config, metrics):

@@ -70,10 +70,15 @@ def test_cache_round_trip_and_models(blobs_result, tmp_path):
     with pytest.raises(ValueError, match=r"other warm-start settings \(numpy_version\)"):
         warm_start.load(directory, dataclasses.replace(SETTINGS, numpy_version="1.0"), digest)
     # A cache made before a setting was recorded (no key: its default, today's constant or
-    # version) is still this one's.
+    # version) is still this one's; but one that recorded no seeding used the global generators.
     meta["settings"] = {name: meta["settings"][name] for name in (
         "num_components", "autoencoder_steps", "fit_images", "neighbors", "dims", "seed",
         "augment")}
+    with open(meta_path, "w") as f:
+        json.dump(meta, f)
+    with pytest.raises(ValueError, match=r"other warm-start settings \(seeding\)"):
+        warm_start.load(directory, SETTINGS, digest)
+    meta["settings"]["seeding"] = warm_start.SEEDING
     with open(meta_path, "w") as f:
         json.dump(meta, f)
     assert warm_start.load(directory, SETTINGS, digest).responsibilities.shape == (150, 3)
@@ -225,7 +230,7 @@ def test_a_full_disk_keeps_the_cache_it_replaces(blobs_result, tmp_path, monkeyp
 @pytest.mark.parametrize("augment", [False, True])
 def test_autoencoder_reconstructs_the_view_it_is_given(augment):
     images, _ = _blobs(per_cluster=4)
-    inputs, targets = next(iter(warm_start.autoencoder_batches(images, 12, 0, augment)))
+    inputs, targets = next(iter(warm_start.autoencoder_batches(images, 12, 1, 0, augment)))
     np.testing.assert_array_equal(inputs.numpy(), targets.numpy())  # target = the same view
     assert inputs.shape == (12, 64)
     flat = images.reshape(len(images), -1)
@@ -388,3 +393,34 @@ def test_train_step_takes_the_pseudo_label_term_on_real_images():
     np.testing.assert_allclose(float(logs["pseudo_label_loss"]), expected, rtol=1e-4)
     assert any(not np.array_equal(b, w.numpy())
                for b, w in zip(before, model.pcm.trainable_variables))
+
+
+def _global_draws():
+    """One draw from each global generator a library function could reset or advance."""
+    import random
+
+    return (random.random(), np.random.rand(), float(tf.random.uniform(())),
+            float(keras.random.uniform(())))
+
+
+def test_warm_start_networks_depend_on_their_seed_alone_and_leave_the_global_generators_be():
+    """The autoencoder, the neighbour clustering and PCM pre-training draw from `seed` alone:
+    the same weights whatever the global seed, and the caller's global generators untouched
+    (keras.utils.set_random_seed inside them reset the caller's)."""
+    images, _ = _blobs(per_cluster=8)
+    targets = np.eye(3, dtype=np.float32)[np.arange(len(images)) % 3]
+
+    def trained(global_seed):
+        keras.utils.set_random_seed(global_seed)
+        encoder = warm_start.train_autoencoder(images, steps=3, seed=5, augment=True)
+        clusterer = warm_start.neighbour_clustering(images, 3, epochs=1, seed=5)
+        pcm = warm_start._pcm_shaped(images.shape[1:], 3, 0.125, seed=9)
+        warm_start.pretrain_pcm(pcm, images, targets, width_multiplier=0.125, epochs=2,
+                                learning_rate=1e-3, seed=5)
+        draws = _global_draws()
+        keras.utils.set_random_seed(global_seed)
+        assert draws == _global_draws(), "a global generator was reset or advanced"
+        return [w for net in (encoder, clusterer, pcm) for w in net.get_weights()]
+
+    for a, b in zip(trained(1), trained(2), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -15,9 +15,11 @@ from gmmgan_tf.metrics.coverage import class_histogram
 
 
 def contingency(a: np.ndarray, b: np.ndarray, size_a: int, size_b: int) -> np.ndarray:
-    """counts[i, j] = #{n : a_n = i and b_n = j}."""
+    """counts[i, j] = #{n : a_n = i and b_n = j}, for i < size_a and j < size_b: scikit-learn's
+    table, which has a row (column) per value present only, placed at those values."""
+    a, b = np.asarray(a), np.asarray(b)
     counts = np.zeros((size_a, size_b), dtype=np.int64)
-    np.add.at(counts, (np.asarray(a), np.asarray(b)), 1)
+    counts[np.ix_(np.unique(a), np.unique(b))] = skm.cluster.contingency_matrix(a, b)
     return counts
 
 

@@ -108,10 +108,10 @@ def default_cache_dir(option: str = "") -> str:
 
 
 def scalars(metrics: dict) -> dict[str, float]:
-    """The scalar entries (for TensorBoard and tables), without the per-bin/per-class lists;
-    counts stay integers."""
+    """The numeric scalar entries (for TensorBoard and tables), without the per-bin/per-class
+    lists or words (the novelty calibration's split name); counts stay integers."""
     return {k: (int(v) if isinstance(v, (int, np.integer)) else float(v))
-            for k, v in metrics.items() if np.ndim(v) == 0}
+            for k, v in metrics.items() if np.ndim(v) == 0 and not isinstance(v, str)}
 
 
 def _classifier_metrics(classifier: DomainClassifier, real_train: np.ndarray, sets: dict,

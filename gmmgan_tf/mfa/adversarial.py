@@ -17,6 +17,7 @@ import tensorflow as tf
 from gmmgan_tf.losses import (gradient_penalty, wasserstein_critic_loss,
                               wasserstein_generator_loss)
 from gmmgan_tf.mfa.model import MFA
+from gmmgan_tf.networks import kernel_initializer
 
 
 class MFAGenerator(tf.Module):
@@ -39,13 +40,15 @@ class MFAGenerator(tf.Module):
                 + tf.exp(tf.gather(self.log_std, c)) * z2)
 
 
-def make_critic(dim: int, width: int = 256) -> keras.Model:
-    """A small MLP critic on flat images (no normalisation layers, as WGAN-GP needs)."""
+def make_critic(dim: int, width: int = 256, seed: int = 0) -> keras.Model:
+    """A small MLP critic on flat images (no normalisation layers, as WGAN-GP needs), its
+    initial weights drawn from `seed` alone."""
+    kernels = kernel_initializer(keras.random.SeedGenerator(seed))
     return keras.Sequential([
         keras.Input((dim,)),
-        keras.layers.Dense(width), keras.layers.LeakyReLU(0.2),
-        keras.layers.Dense(width), keras.layers.LeakyReLU(0.2),
-        keras.layers.Dense(1)])
+        keras.layers.Dense(width, kernel_initializer=kernels), keras.layers.LeakyReLU(0.2),
+        keras.layers.Dense(width, kernel_initializer=kernels), keras.layers.LeakyReLU(0.2),
+        keras.layers.Dense(1, kernel_initializer=kernels)])
 
 
 class AdversarialMFA:
@@ -57,7 +60,7 @@ class AdversarialMFA:
             raise ValueError(f"adversarial MFA needs n_critic >= 1, gp_weight >= 0, "
                              f"learning_rate > 0; got {n_critic}, {gp_weight}, {learning_rate}")
         self.generator = MFAGenerator(model)
-        self.critic = critic if critic is not None else make_critic(model.dim)
+        self.critic = critic if critic is not None else make_critic(model.dim, seed=seed)
         self.gp_weight, self.n_critic = float(gp_weight), int(n_critic)
         # Adam(beta1=0, beta2=0.9) as in the WGAN-GP paper.
         self.g_opt = keras.optimizers.Adam(learning_rate, beta_1=0.0, beta_2=0.9)

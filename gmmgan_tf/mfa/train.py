@@ -21,7 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gmmgan_tf import data as data_lib, images as image_files, novelty, workdir as wd
+from gmmgan_tf import data as data_lib, images as image_files, novelty, run_options
+from gmmgan_tf import workdir as wd
 from gmmgan_tf.config import Config, ConfigError
 from gmmgan_tf.metrics import plots, report, sharpness
 from gmmgan_tf.metrics.ndb import NDB, cached_ndb
@@ -220,16 +221,12 @@ def train_mfa(config: Config) -> dict:
 
 def load_trained_mfa(config: Config) -> tuple[Config, object, MFA]:
     """(saved config with this run's evaluation options, data, MFA) of --workdir's checkpoint."""
-    trained = wd.load_config(
-        config.workdir, mode=config.mode, seed=config.seed, ndb_bins=config.ndb_bins,
-        ndb_samples=config.ndb_samples, ndb_whitening=config.ndb_whitening,
-        ndb_significance=config.ndb_significance, ndb_z_threshold=config.ndb_z_threshold,
-        metrics_cache_dir=config.metrics_cache_dir, pix2pix_epochs=config.pix2pix_epochs,
-        pix2pix_l1_weight=config.pix2pix_l1_weight, adversarial_steps=config.adversarial_steps)
+    trained = wd.load_config(config.workdir, **run_options.overrides(config))
     if trained.model != "mfa":
         raise ConfigError(f"--mode={config.mode}: {config.workdir!r} holds a --model="
                           f"{trained.model} run; MFA modes need a --model=mfa workdir")
-    bundle = data_lib.load(wd.load_config(config.workdir))  # as trained, whatever this --seed
+    # As trained, whatever this --seed (only where the data is prepared may differ).
+    bundle = data_lib.load(wd.load_config(config.workdir, data_dir=trained.data_dir))
     model = empty_mfa(trained.mfa_components, trained.mfa_factors, _check_sizes(trained, bundle),
                       trained.mfa_noise_floor)
     wd.Checkpointer(model, config.workdir).restore_trained(
@@ -341,7 +338,6 @@ def run_adversarial(config: Config) -> None:
     trained, bundle, model = load_trained_mfa(config)
     out = wd.path(config.workdir, "adversarial")
     train, test = bundle.train_images, bundle.test_images
-    keras.utils.set_random_seed(trained.seed)  # the critic's initialisation
     adv = AdversarialMFA(model, seed=trained.seed)
     batch = min(ADVERSARIAL_BATCH, len(train))
     print(f"Adversarial MFA: {trained.adversarial_steps} generator steps of {batch} images "

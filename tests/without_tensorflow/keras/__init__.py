@@ -1,0 +1,3 @@
+"""Stands in for Keras in commands that must answer before loading it (conftest's
+`without_tensorflow`): importing it ends the command with this message instead of its answer."""
+raise ImportError("keras imported before the command answered")
