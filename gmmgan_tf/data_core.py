@@ -70,19 +70,33 @@ class DataBundle:
     def train_dataset(self, global_batch_size: int, seed: int,
                       targets: np.ndarray | None = None) -> tf.data.Dataset:
         """Shuffled, repeated batches of training images (no labels); with `targets` (the warm
-        start's responsibilities, one row an image) batches of {"images", "targets"}."""
+        start's responsibilities, one row an image) each image packed with its targets in one
+        tensor (pack_with_targets): Keras cannot distribute a batch of several tensors under
+        MultiWorkerMirroredStrategy (fit's first batch fails: keras-team/keras#20329)."""
         if len(self.train_images) < global_batch_size:
             raise ConfigError(
                 f"--batch_size: {global_batch_size} is larger than the {len(self.train_images)} "
                 f"training images of {self.name}; use a smaller batch")
         elements = (self.train_images if targets is None
-                    else {"images": self.train_images, "targets": targets.astype(np.float32)})
+                    else pack_with_targets(self.train_images, targets))
         return (tf.data.Dataset.from_tensor_slices(elements)
                 .cache()
                 .shuffle(len(self.train_images), seed=seed, reshuffle_each_iteration=True)
                 .repeat()
                 .batch(global_batch_size, drop_remainder=True)
                 .prefetch(tf.data.AUTOTUNE))
+
+
+def pack_with_targets(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """[N, H, W, C] images and their [N, K] targets as one float32 array [N, H*W*C + K]."""
+    return np.concatenate([images.reshape(len(images), -1), targets], axis=1).astype(np.float32)
+
+
+def unpack_targets(batch: tf.Tensor, image_shape: tuple[int, int, int]
+                   ) -> tuple[tf.Tensor, tf.Tensor]:
+    """pack_with_targets undone on a batch: (images [B, H, W, C], targets [B, K])."""
+    pixels = int(np.prod(image_shape))
+    return tf.reshape(batch[:, :pixels], (-1, *image_shape)), batch[:, pixels:]
 
 
 def to_unit_range(images_uint8: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from gmmgan_tf import diff_augment, losses
 from gmmgan_tf.config import Config
+from gmmgan_tf.data_core import unpack_targets
 from gmmgan_tf.networks import Generator, augmenter, build_networks
 from gmmgan_tf.prior import MixturePrior
 
@@ -108,15 +109,18 @@ class GMMGAN(keras.Model):
 
     # --- Algorithm 1 -------------------------------------------------------------------------
     def train_step(self, data):
-        # `data`: real images; or {"images", "targets": the warm start's responsibilities
-        # [M, K]}; the noise eps [M, K, d] can be injected (tests) as (images, eps) or "eps".
-        targets = None
+        # `data`: real images [M, H, W, C]; or images packed with the warm start's
+        # responsibilities [M, K] (train_dataset: [M, H*W*C + K]); tests can inject the noise
+        # eps [M, K, d] as (images, eps) or {"images", "targets", "eps"}.
+        targets, eps = None, None
         if isinstance(data, dict):
             real_images, targets, eps = data["images"], data.get("targets"), data.get("eps")
         elif isinstance(data, (tuple, list)):
             real_images, eps = data
+        elif data.shape.rank == 2:
+            real_images, targets = unpack_targets(data, self.image_shape)
         else:
-            real_images, eps = data, None
+            real_images = data
         c = self.config
         groups = self.variable_groups()
         batch = tf.shape(real_images)[0]

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from gmmgan_tf import data, data_check, datasets_tfds
+from gmmgan_tf import data, data_check, data_core, datasets_tfds
 from gmmgan_tf.config import Config, ConfigError
 
 
@@ -456,3 +456,21 @@ def test_headline_flowers_command_trains_on_mock_data(tmp_path):
         metrics = train.train_and_evaluate(config)
     assert 0.0 <= metrics["pcm_acc"] <= 1.0
     assert (tmp_path / "run" / "samples.png").exists()
+
+
+def test_training_batches_carry_each_images_own_warm_start_targets():
+    # Image i is filled with i; its targets row is (i, i + 0.5, -i): after the shuffle each
+    # unpacked batch row must still pair them.
+    n, shape = 50, (4, 3, 2)
+    images = np.repeat(np.arange(n, dtype=np.float32), np.prod(shape)).reshape(n, *shape)
+    index = np.arange(n, dtype=np.float32)
+    targets = np.stack([index, index + 0.5, -index], axis=1)
+    bundle = data.DataBundle("toy", images, np.zeros(n, np.int64), images[:1],
+                             np.zeros(1, np.int64), num_classes=1)
+    batch = next(iter(bundle.train_dataset(16, seed=3, targets=targets)))
+    got_images, got_targets = data_core.unpack_targets(batch, shape)
+    assert got_images.shape == (16, *shape) and got_targets.shape == (16, 3)
+    ids = got_images.numpy()[:, 0, 0, 0]
+    assert not np.array_equal(ids, np.arange(16))  # shuffled
+    np.testing.assert_array_equal(got_images.numpy(), images[ids.astype(int)])
+    np.testing.assert_array_equal(got_targets.numpy(), targets[ids.astype(int)])
