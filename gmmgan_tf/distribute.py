@@ -56,13 +56,11 @@ def worker_workdir(workdir: str, strategy: tf.distribute.Strategy) -> str:
 
 
 def from_chief(strategy: tf.distribute.Strategy, arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """The chief's `arrays` on every worker of a multi-worker run (the other workers pass arrays
-    of the same shapes, zeros say); with any other strategy, `arrays` themselves. One all-reduce
-    (sum) to which only global replica 0 (the chief's first: the strategy numbers the chief's
-    replicas first) contributes, so it is also a barrier: no worker returns before the chief
-    has computed its `arrays`. The values travel as float32."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return arrays
+    """The chief's `arrays` on every worker of a multi-worker run (`strategy`: its
+    MultiWorkerMirroredStrategy; the other workers pass arrays of the same shapes, zeros say).
+    One all-reduce (sum) to which only global replica 0 (the chief's first: the strategy numbers
+    the chief's replicas first) contributes, so it is also a barrier: no worker returns before
+    the chief has computed its `arrays`. The values travel as float32."""
     flat = np.concatenate([np.ravel(a).astype(np.float32) for a in arrays])
     shares = strategy.experimental_distribute_values_from_function(
         lambda context: tf.constant(flat if context.replica_id_in_sync_group == 0
