@@ -3,7 +3,8 @@
 Every variant uses the recipe of flags/base.cfg (M = 32 real images, K = 10, d = 32, width 1,
 28x28 mnist_5k images) and generates the same M*K fakes a step through the same G and D:
 `gaussian` (vanilla DCGAN: N(0, I) prior, no PCM, no mode-seeking term), `gmmgan` (separate D
-and PCM encoders) and `gmmgan --shared_encoder`, each with XLA (`jit_compile`) off and on. The timed function is the
+and PCM encoders), `gmmgan --shared_encoder` and `gmmgan --r1_weight=1` (R1's second-order
+gradients, a backward pass a head), each with XLA (`jit_compile`) off and on. The timed function is the
 one `fit` runs, `model.make_train_function()`, on one fixed batch (no input pipeline: see
 pipeline_bench.py). After a warm-up (tracing and compilation), rounds interleave all variants in
 a rotating order, so load from other jobs hits them alike; each cell is the median over rounds,
@@ -41,7 +42,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 VARIANTS = (("vanilla DCGAN (--model=gaussian --diversity_weight=0)",
              {"model": "gaussian", "diversity_weight": 0.0}),
             ("gmmgan", {}),
-            ("gmmgan --shared_encoder", {"shared_encoder": True}))
+            ("gmmgan --shared_encoder", {"shared_encoder": True}),
+            ("gmmgan --r1_weight=1", {"r1_weight": 1.0}))
 
 
 def gan_class_at(revision: str):

@@ -18,7 +18,11 @@ import numpy as np
 LEVERS = (("base", "default (EMA 0.999, diversity 0.1)"),
           ("diffaug", "--diff_augment=color,translation,cutout"),
           ("r1", "--r1_weight=1"),
-          ("div03", "--diversity_weight=0.3"))
+          ("div03", "--diversity_weight=0.3"),
+          ("ttur", "--learning_rate_d=4e-4 --learning_rate_g=1e-4"),
+          ("div03gc", "--diversity_weight=0.3 --generator_consistency"),
+          ("r1div03", "--r1_weight=1 --diversity_weight=0.3"),
+          ("b64", "--batch_size=64"))
 SEEDS = (0, 1, 2)
 COLUMNS = (("ndb_over_k", "NDB/K"), ("ndb_js", "NDB JS"), ("domain_fid", "domain FID"),
            ("sharpness", "sharpness"), ("copy_ratio", "copy ratio"),

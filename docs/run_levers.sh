@@ -23,6 +23,14 @@ lane() {  # the default first: its warm starts are the other runs' caches
   done
   for seed in 0 1 2; do seeded "r1_s$seed" "$seed" $Q --r1_weight=1; done
   for seed in 0 1 2; do seeded "div03_s$seed" "$seed" $Q --diversity_weight=0.3; done
+  for seed in 0 1 2; do  # SAGAN's two time scales (Zhang et al. 2019)
+    seeded "ttur_s$seed" "$seed" $Q --learning_rate_d=4e-4 --learning_rate_g=1e-4
+  done
+  for seed in 0 1 2; do  # diversity 0.3 with G held to its component by L^{x^,z}
+    seeded "div03gc_s$seed" "$seed" $Q --diversity_weight=0.3 --generator_consistency
+  done
+  for seed in 0 1 2; do seeded "r1div03_s$seed" "$seed" $Q --r1_weight=1 --diversity_weight=0.3; done
+  for seed in 0 1 2; do seeded "b64_s$seed" "$seed" $Q --batch_size=64; done  # 6.4 reals a head
 }
 
 for _ in $(seq "${1:-2}"); do lane & sleep 2; done
