@@ -2,7 +2,8 @@
 
 Reads `<runs>/<lever>_s<seed>/metrics.json` (each run's final evaluation: 20,000 samples for
 the sample metrics, the validation split for clustering) and prints, per lever, each seed's
-numbers and their mean ± sample std. Only validation-side and sample-side numbers are shown:
+numbers and their mean ± sample std, then each lever's paired differences from the default
+(same seed, same warm start): mean change and on how many seeds the lever is better. Only validation-side and sample-side numbers are shown:
 the levers are chosen on them, not on the test split.
 
     .venv/bin/python docs/lever_table.py runs/levers
@@ -22,7 +23,8 @@ LEVERS = (("base", "default (EMA 0.999, diversity 0.1)"),
           ("ttur", "--learning_rate_d=4e-4 --learning_rate_g=1e-4"),
           ("div03gc", "--diversity_weight=0.3 --generator_consistency"),
           ("r1div03", "--r1_weight=1 --diversity_weight=0.3"),
-          ("b64", "--batch_size=64"))
+          ("b64", "--batch_size=64"),
+          ("div06", "--diversity_weight=0.6"))
 SEEDS = (0, 1, 2)
 COLUMNS = (("ndb_over_k", "NDB/K"), ("ndb_js", "NDB JS"), ("domain_fid", "domain FID"),
            ("sharpness", "sharpness"), ("copy_ratio", "copy ratio"),
@@ -32,14 +34,20 @@ COLUMNS = (("ndb_over_k", "NDB/K"), ("ndb_js", "NDB JS"), ("domain_fid", "domain
            ("agreement_identity", "agreement"))
 
 
-def lever_rows(runs: str, lever: str, label: str) -> list[list[str]]:
-    """One row per finished seed ('3 / 4 / 5' style values) and a mean ± std row."""
+def load(runs: str, lever: str) -> dict[int, dict]:
+    """{seed: metrics.json} of the lever's finished runs."""
     found = {}
     for seed in SEEDS:
         path = os.path.join(runs, f"{lever}_s{seed}", "metrics.json")
         if os.path.exists(path):
             with open(path) as f:
                 found[seed] = json.load(f)
+    return found
+
+
+def lever_rows(runs: str, lever: str, label: str) -> list[list[str]]:
+    """One row per finished seed ('3 / 4 / 5' style values) and a mean ± std row."""
+    found = load(runs, lever)
     if not found:
         return []
     per_seed = [" / ".join(f"{found[s][key]:.3g}" for s in found) for key, _ in COLUMNS]
@@ -51,11 +59,36 @@ def lever_rows(runs: str, lever: str, label: str) -> list[list[str]]:
     return rows
 
 
-def main(runs: str) -> None:
-    rows = [row for lever, label in LEVERS for row in lever_rows(runs, lever, label)]
-    header = ["lever"] + [title for _, title in COLUMNS]
+# Paired against the default: (key, title, +1 if higher is better else -1).
+PAIRED = (("ndb_over_k", "NDB/K", -1), ("domain_fid", "domain FID", -1),
+          ("component_purity", "purity", 1), ("val_pcm_acc", "validation ACC", 1),
+          ("val_pcm_nmi", "validation NMI", 1))
+
+
+def paired_row(runs: str, lever: str) -> list[str] | None:
+    """'mean change (better on n of m seeds)' per PAIRED column, over seeds both have."""
+    base, runs_of_lever = load(runs, "base"), load(runs, lever)
+    seeds = sorted(set(base) & set(runs_of_lever))
+    if lever == "base" or not seeds:
+        return None
+    cells = []
+    for key, _, sign in PAIRED:
+        change = np.array([runs_of_lever[s][key] - base[s][key] for s in seeds])
+        cells.append(f"{change.mean():+.3f} ({int((sign * change > 0).sum())} of {len(seeds)})")
+    return [lever] + cells
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     print("\n".join("| " + " | ".join(row) + " |" for row in rows))
+
+
+def main(runs: str) -> None:
+    print_table(["lever"] + [title for _, title in COLUMNS],
+                [row for lever, label in LEVERS for row in lever_rows(runs, lever, label)])
+    print("\nAgainst the default on the same seed: mean change (better on n of m seeds)\n")
+    print_table(["lever"] + [title for _, title, _ in PAIRED],
+                [row for lever, _ in LEVERS if (row := paired_row(runs, lever))])
 
 
 if __name__ == "__main__":
