@@ -3,8 +3,9 @@
 Reads `<runs>/<lever>_s<seed>/metrics.json` (each run's final evaluation: 20,000 samples for
 the sample metrics, the validation split for clustering) and prints, per lever, each seed's
 numbers and their mean ± sample std, then each lever's paired differences from the default
-(same seed, same warm start): mean change and on how many seeds the lever is better. Only validation-side and sample-side numbers are shown:
-the levers are chosen on them, not on the test split.
+(same seed, same warm start): mean change and on how many seeds the lever is better. Only
+validation-side and sample-side numbers are shown: the levers are chosen on them, not on the
+test split.
 
     .venv/bin/python docs/lever_table.py runs/levers
 """
@@ -16,6 +17,7 @@ import sys
 
 import numpy as np
 
+# The default first: the paired table compares every other lever with it.
 LEVERS = (("base", "default (EMA 0.999, diversity 0.1)"),
           ("diffaug", "--diff_augment=color,translation,cutout"),
           ("r1", "--r1_weight=1"),
@@ -45,9 +47,8 @@ def load(runs: str, lever: str) -> dict[int, dict]:
     return found
 
 
-def lever_rows(runs: str, lever: str, label: str) -> list[list[str]]:
+def lever_rows(found: dict[int, dict], lever: str, label: str) -> list[list[str]]:
     """One row per finished seed ('3 / 4 / 5' style values) and a mean ± std row."""
-    found = load(runs, lever)
     if not found:
         return []
     per_seed = [" / ".join(f"{found[s][key]:.3g}" for s in found) for key, _ in COLUMNS]
@@ -65,15 +66,14 @@ PAIRED = (("ndb_over_k", "NDB/K", -1), ("domain_fid", "domain FID", -1),
           ("val_pcm_nmi", "validation NMI", 1))
 
 
-def paired_row(runs: str, lever: str) -> list[str] | None:
+def paired_row(base: dict[int, dict], found: dict[int, dict], lever: str) -> list[str] | None:
     """'mean change (better on n of m seeds)' per PAIRED column, over seeds both have."""
-    base, runs_of_lever = load(runs, "base"), load(runs, lever)
-    seeds = sorted(set(base) & set(runs_of_lever))
-    if lever == "base" or not seeds:
+    seeds = sorted(set(base) & set(found))
+    if not seeds:
         return None
     cells = []
     for key, _, sign in PAIRED:
-        change = np.array([runs_of_lever[s][key] - base[s][key] for s in seeds])
+        change = np.array([found[s][key] - base[s][key] for s in seeds])
         cells.append(f"{change.mean():+.3f} ({int((sign * change > 0).sum())} of {len(seeds)})")
     return [lever] + cells
 
@@ -84,11 +84,13 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def main(runs: str) -> None:
+    found = {lever: load(runs, lever) for lever, _ in LEVERS}
     print_table(["lever"] + [title for _, title in COLUMNS],
-                [row for lever, label in LEVERS for row in lever_rows(runs, lever, label)])
+                [row for lever, label in LEVERS for row in lever_rows(found[lever], lever, label)])
     print("\nAgainst the default on the same seed: mean change (better on n of m seeds)\n")
     print_table(["lever"] + [title for _, title, _ in PAIRED],
-                [row for lever, _ in LEVERS if (row := paired_row(runs, lever))])
+                [row for lever, _ in LEVERS[1:]
+                 if (row := paired_row(found["base"], found[lever], lever))])
 
 
 if __name__ == "__main__":

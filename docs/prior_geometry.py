@@ -31,13 +31,15 @@ def geometry(means: np.ndarray, scales: np.ndarray) -> dict[str, float]:
 
 
 def main(workdirs: list[str]) -> None:
-    print("| run | sigma mean (min–max) | radius sqrt(d)·sigma | nearest other mean: median (min) |")
+    print("| run | sigma mean (min–max) | radius sqrt(d)·sigma "
+          "| nearest other mean: median (min) |")
     print("|---|---|---|---|")
     for workdir in workdirs:
         _, _, model = load_trained_model(workdir)
         g = geometry(np.asarray(model.prior.means), np.asarray(model.prior.scales()))
         print(f"| {workdir} | {g['sigma_mean']:.3f} ({g['sigma_min']:.2f}–{g['sigma_max']:.2f}) "
-              f"| {g['radius']:.2f} | {g['nearest_mean_median']:.2f} ({g['nearest_mean_min']:.2f}) |")
+              f"| {g['radius']:.2f} "
+              f"| {g['nearest_mean_median']:.2f} ({g['nearest_mean_min']:.2f}) |")
 
 
 if __name__ == "__main__":
