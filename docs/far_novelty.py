@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gmmgan_tf import data, novelty, workdir as wd  # noqa: E402
 from gmmgan_tf.config import Config  # noqa: E402
 
-SCORERS = ("max_responsibility", "entropy", "discriminator", "mahalanobis", "combined")
+SCORERS = ("max_responsibility", "entropy", "discriminator", "mahalanobis", "combined", "knn",
+           "knn_mahalanobis")
 OTHER = {"mnist_5k": "fashion_mnist", "mnist": "fashion_mnist", "fashion_mnist": "mnist_5k"}
 GREYS = (-0.5, 0.0, 0.5, 1.0)  # 64, 128, 191, 255 of 0..255 (all-black, -1, is `blank`)
 OTHER_IMAGES = 2000  # of the other data set, drawn once with seed 0

@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from gmmgan_tf import data, novelty, workdir as wd  # noqa: E402
 
-SCORERS = ("max_responsibility", "entropy", "discriminator", "mahalanobis", "combined")
+SCORERS = ("max_responsibility", "entropy", "discriminator", "mahalanobis", "combined", "knn",
+           "knn_mahalanobis")
 
 
 def auroc(normal: np.ndarray, novel: np.ndarray) -> float:

@@ -82,6 +82,9 @@ def novelty_columns(model, bundle, outputs: dict[str, np.ndarray]) -> dict[str, 
         print(f"warning: no novelty columns: {e}")
         return {}
     scores = novelty.score(calibration.scorer, outputs, calibration.fitted)
+    print(f"novelty: the served scorer {calibration.scorer!r} (docs/NOVELTY.md); is_novel = "
+          f"novelty > {calibration.threshold:.3f}, which flags {novelty.FLAG_SHARE:.0%} of the "
+          f"run's {calibration.calibration_images} validation images")
     return {"novelty": scores, "is_novel": (scores > calibration.threshold).astype(int)}
 
 

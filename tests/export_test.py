@@ -201,7 +201,8 @@ def test_predict_request_response_round_trip(exported, tf1_models):
 
 
 @pytest.mark.parametrize("scorer", ["entropy", "max_responsibility", "discriminator",
-                                    "mahalanobis", "combined"])
+                                    "mahalanobis", "combined", "knn",
+                                    "knn_mahalanobis"])
 def test_each_gmmgan_scorer_is_served_as_evaluated(exported, tmp_path, scorer):
     """Whichever scorer NOVELTY_SCORER names, the TF1-loaded PCM serves every output as
     novelty.score computes it in memory, the fitted parameters as graph constants (the

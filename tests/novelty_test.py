@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from scipy.spatial.distance import mahalanobis
+from scipy.spatial.distance import cdist, mahalanobis
 from scipy.stats import entropy as scipy_entropy, multivariate_normal
 
 from conftest import tiny_config
@@ -81,6 +81,42 @@ def test_mahalanobis_matches_scipy_with_the_tied_covariance_by_hand():
         [min(mahalanobis(x, mu, inverse) for mu in means) for x in new], rtol=1e-9)
 
 
+def _unit(v):
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_knn_is_scipys_nearest_unit_neighbour_in_the_projected_training_features():
+    """Sun et al.'s k = 1 score: the Euclidean distance (scipy's cdist) from u(h P) to the
+    nearest u(h_j P) of the training features h_j; a training image is at distance 0."""
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(30, 40)) + 3.0
+    new = np.concatenate([train[:3], rng.normal(size=(4, 40)) + 3.0, -train[:2]])
+    projection, bank = novelty.fit_nearest_neighbours(train, dimensions=8, bank_images=100)
+    assert projection.shape == (40, 8) and bank.shape == (30, 8)
+    fitted = novelty.Fitted(None, None, {}, projection, bank)
+    got = novelty.score("knn", {novelty.PCM_FLAT_FEATURES: new}, fitted)
+    p = projection.astype(np.float64)
+    want = cdist(_unit(new @ p), _unit(train @ p)).min(axis=1)
+    # The bank is float32, and sqrt(2 - 2 u.b) turns its rounding (1e-7) into 1e-4 near 0.
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=5e-4)
+    np.testing.assert_allclose(got[:3], 0, atol=5e-4)
+    assert got[-2:].min() > got[:-2].max()  # pointing the other way: the most novel
+    # P's entries are N(0, 1/m): squared lengths are kept on average (Johnson-Lindenstrauss).
+    assert np.var(projection) == pytest.approx(1 / 8, rel=0.1)
+
+
+def test_knn_bank_is_a_seeded_subset_of_the_training_images():
+    train = np.random.default_rng(1).normal(size=(50, 12))
+    projection, bank = novelty.fit_nearest_neighbours(train, dimensions=6, bank_images=10)
+    assert bank.shape == (10, 6)
+    rows = _unit(train @ projection.astype(np.float64))
+    matches = cdist(bank, rows).argmin(axis=1)
+    np.testing.assert_allclose(bank, rows[matches], atol=1e-6)
+    assert len(set(matches)) == 10  # drawn without replacement
+    again = novelty.fit_nearest_neighbours(train, dimensions=6, bank_images=10)
+    np.testing.assert_array_equal(again[1], bank)
+
+
 def test_combined_is_the_mean_of_the_standardised_scores():
     features, r, new = _features()
     train = {novelty.PCM_FEATURES: features, novelty.RESPONSIBILITIES: r}
@@ -96,6 +132,26 @@ def test_combined_is_the_mean_of_the_standardised_scores():
                                rtol=1e-9)
     with pytest.raises(ValueError, match="'combined' needs fitted parameters"):
         novelty.score("combined", scored)
+
+
+def test_knn_mahalanobis_is_the_larger_standardised_score():
+    features, r, new = _features()
+    flat = np.random.default_rng(3).normal(size=(len(features) + 10 + len(new), 20))
+    train = {novelty.PCM_FEATURES: features, novelty.RESPONSIBILITIES: r,
+             novelty.PCM_FLAT_FEATURES: flat[:len(features)]}
+    validation = {novelty.PCM_FEATURES: features[:10] + 0.5, novelty.RESPONSIBILITIES: r[:10],
+                  novelty.PCM_FLAT_FEATURES: flat[len(features):len(features) + 10]}
+    fitted = novelty.fit(train, validation)
+    scored = {novelty.PCM_FEATURES: new, novelty.PCM_FLAT_FEATURES: flat[-len(new):]}
+    parts = []
+    for name in ("knn", "mahalanobis"):
+        on_validation = novelty.score(name, validation, fitted)
+        parts.append((novelty.score(name, scored, fitted) - on_validation.mean())
+                     / on_validation.std())
+    parts = np.array(parts)
+    assert (parts[0] > parts[1]).any() and (parts[1] > parts[0]).any()  # each wins somewhere
+    np.testing.assert_allclose(novelty.score("knn_mahalanobis", scored, fitted),
+                               parts.max(axis=0), rtol=1e-9)
 
 
 def test_missing_output_names_the_scorer():
@@ -155,6 +211,8 @@ def test_gmmgan_outputs_are_the_heads_logits_and_the_pcm():
     assert outputs[novelty.DISCRIMINATOR_LOGITS].shape == (7, 3)  # per-component heads
     np.testing.assert_allclose(outputs[novelty.RESPONSIBILITIES],
                                model.responsibilities(images), atol=1e-6)
+    np.testing.assert_allclose(outputs[novelty.PCM_FLAT_FEATURES],
+                               model.pcm.encoder(images).numpy(), atol=1e-6)
     baseline = GMMGAN(tiny_config(model="gaussian"), (28, 28, 1))
     assert set(novelty.score_all(novelty.gmmgan_outputs(baseline, images))) == {"discriminator"}
 
