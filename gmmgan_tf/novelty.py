@@ -196,8 +196,8 @@ def fit_nearest_neighbours(features: np.ndarray, dimensions: int = KNN_DIMENSION
                            ) -> tuple[np.ndarray, np.ndarray]:
     """knn's (P [D, m], bank [n, m]): P has N(0, 1/m) entries, which keep distances between the
     features (Johnson-Lindenstrauss) in m << D dimensions; the bank is u(h_j P) of the training
-    features h_j, or of `bank_images` of them drawn without replacement. Both float32: they are
-    constants of the exported graph."""
+    features h_j, or of `bank_images` of them drawn without replacement. Both float32: the
+    export stores them."""
     rng = np.random.default_rng(seed)
     projection = rng.standard_normal((features.shape[1], dimensions)) / np.sqrt(dimensions)
     if len(features) > bank_images:
