@@ -161,15 +161,17 @@ def pcm_archive(model, calibration: novelty.Calibration | None = None
 
     def responsibilities(images):
         images = check_images(images, model.image_shape)
-        probs = tf.nn.softmax(model.pcm(images, training=False))
+        # One pass of the encoder: the logits and the novelty features all start from it.
+        flat = model.pcm.encoder(images, training=False)
+        probs = tf.nn.softmax(model.pcm.dense(flat))
         out = {"responsibilities": probs, "component": tf.argmax(probs, axis=-1)}
         if calibration is None:
             return out
         outputs = {novelty.RESPONSIBILITIES: probs}
         if novelty.PCM_FEATURES in reads:
-            outputs[novelty.PCM_FEATURES] = model.pcm.encoder.channel_moments(images)
+            outputs[novelty.PCM_FEATURES] = model.pcm.encoder.channel_moments(flat)
         if novelty.PCM_FLAT_FEATURES in reads:
-            outputs[novelty.PCM_FLAT_FEATURES] = model.pcm.encoder(images, training=False)
+            outputs[novelty.PCM_FLAT_FEATURES] = flat
         if novelty.DISCRIMINATOR_LOGITS in reads:
             outputs[novelty.DISCRIMINATOR_LOGITS] = model.discriminator(images, training=False)
         score = novelty.SCORERS[calibration.scorer].formula(outputs, fitted)

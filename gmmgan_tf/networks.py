@@ -76,21 +76,21 @@ class Encoder(keras.Model):
                       layers.LeakyReLU(0.2)]
         stack.append(layers.Flatten())
         self.net = keras.Sequential(stack, name="encoder_stack")
+        self.channels = _channels(width_multiplier, steps - 1)  # c of the last convolution
 
     def call(self, images, training=False):
         return self.net(images, training=training)
 
-    def channel_moments(self, images):
+    def channel_moments(self, flat):
         """[N, 2c]: the mean and the standard deviation of each map of the last convolution
-        over its positions. The novelty scorers fit Gaussians to these (Lee et al. 2018 pool
+        over its positions, from the flat features self(images) [N, h * w * c] (Flatten keeps
+        the channels last). The novelty scorers fit Gaussians to these (Lee et al. 2018 pool
         a classifier's maps by their mean; the spread tells an image with strokes from a blank
-        or constant one, whose maps are flat): the flat features, h * w * c of them, are too
-        many for a covariance."""
-        maps = images
-        for layer in self.net.layers[:-1]:  # all but the Flatten
-            maps = layer(maps, training=False)
-        return tf.concat([tf.reduce_mean(maps, axis=[1, 2]),
-                          tf.math.reduce_std(maps, axis=[1, 2])], axis=-1)
+        or constant one, whose maps are flat): the flat features are too many for a
+        covariance."""
+        maps = tf.reshape(flat, [tf.shape(flat)[0], -1, self.channels])
+        return tf.concat([tf.reduce_mean(maps, axis=1), tf.math.reduce_std(maps, axis=1)],
+                         axis=-1)
 
 
 class Head(keras.Model):

@@ -227,16 +227,19 @@ def fit(train_outputs: dict[str, np.ndarray], validation_outputs: dict[str, np.n
 
 def gmmgan_outputs(model, images: np.ndarray, batch_size: int = 500) -> dict[str, np.ndarray]:
     """The outputs of a GMMGAN model the scorers read: D's logits, and the PCM's Pr(k|x), its
-    pooled penultimate features (Encoder.channel_moments) and its flat ones."""
-    def batched(fn):
-        return np.concatenate([fn(images[i:i + batch_size]).numpy()
-                               for i in range(0, len(images), batch_size)])
+    flat penultimate features and their pooled moments (Encoder.channel_moments), all from one
+    pass of the PCM's encoder."""
+    def batched(fn, rows):
+        return np.concatenate([fn(rows[i:i + batch_size]).numpy()
+                               for i in range(0, len(rows), batch_size)])
 
-    outputs = {DISCRIMINATOR_LOGITS: batched(lambda x: model.discriminator(x, training=False))}
+    outputs = {DISCRIMINATOR_LOGITS: batched(lambda x: model.discriminator(x, training=False),
+                                             images)}
     if model.pcm is not None:
-        outputs[RESPONSIBILITIES] = model.responsibilities(images, batch_size)
-        outputs[PCM_FEATURES] = batched(model.pcm.encoder.channel_moments)
-        outputs[PCM_FLAT_FEATURES] = batched(lambda x: model.pcm.encoder(x, training=False))
+        flat = batched(lambda x: model.pcm.encoder(x, training=False), images)
+        outputs[RESPONSIBILITIES] = batched(lambda f: tf.nn.softmax(model.pcm.dense(f)), flat)
+        outputs[PCM_FEATURES] = batched(model.pcm.encoder.channel_moments, flat)
+        outputs[PCM_FLAT_FEATURES] = flat
     return outputs
 
 

@@ -213,6 +213,11 @@ def test_gmmgan_outputs_are_the_heads_logits_and_the_pcm():
                                model.responsibilities(images), atol=1e-6)
     np.testing.assert_allclose(outputs[novelty.PCM_FLAT_FEATURES],
                                model.pcm.encoder(images).numpy(), atol=1e-6)
+    maps = images
+    for layer in model.pcm.encoder.net.layers[:-1]:  # the last convolution's maps, unflattened
+        maps = layer(maps).numpy()
+    np.testing.assert_allclose(outputs[novelty.PCM_FEATURES], np.concatenate(
+        [maps.mean(axis=(1, 2)), maps.std(axis=(1, 2))], axis=1), atol=1e-5)
     baseline = GMMGAN(tiny_config(model="gaussian"), (28, 28, 1))
     assert set(novelty.score_all(novelty.gmmgan_outputs(baseline, images))) == {"discriminator"}
 
