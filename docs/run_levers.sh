@@ -32,6 +32,9 @@ lane() {  # the default first: its warm starts are the other runs' caches
   for seed in 0 1 2; do seeded "r1div03_s$seed" "$seed" $Q --r1_weight=1 --diversity_weight=0.3; done
   for seed in 0 1 2; do seeded "b64_s$seed" "$seed" $Q --batch_size=64; done  # 6.4 reals a head
   for seed in 0 1 2; do seeded "div06_s$seed" "$seed" $Q --diversity_weight=0.6; done
+  for seed in 0 1 2; do  # Che et al.'s mode regulariser on top of diversity 0.3
+    seeded "rec1div03_s$seed" "$seed" $Q --diversity_weight=0.3 --reconstruction_weight=1
+  done
 }
 
 for _ in $(seq "${1:-2}"); do lane & sleep 2; done

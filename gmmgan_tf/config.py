@@ -168,6 +168,12 @@ class Config:
         0.0, "gamma of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real images (Mescheder et al. "
         "2018), added to D's loss; with per-component heads each head is penalised on the real "
         "images eq. 6 weights for it. 0 = off.")
+    reconstruction_weight: float = _field(
+        0.0, "Weight of the mode regulariser (Che et al. 2017): an encoder E maps each real image "
+        "x to noise eps^ = E(x), and G is trained to reproduce x from mu_k + sigma_k eps^ (k the "
+        "PCM's component of x) by mean squared error, so that every training image stays "
+        "reachable from its component; E's codes are held to N(0, I)'s mean and variance. "
+        "--model=gmmgan only. 0 = off.")
 
     # --- optimisation ------------------------------------------------------------------------
     batch_size: int = _field(32, "M, real images a step (global, over all replicas).")
@@ -329,6 +335,11 @@ class Config:
         _check(not (self.r1_weight and self.gan_loss == "wgan_gp"), "r1_weight",
                "wgan_gp has its own gradient penalty; drop --r1_weight or use "
                "--gan_loss=non_saturating or minimax")
+        _check(self.reconstruction_weight >= 0, "reconstruction_weight",
+               f"must be >= 0 (got {self.reconstruction_weight})")
+        _check(not self.reconstruction_weight or self.uses_pcm, "reconstruction_weight",
+               "needs the PCM to pick each real image's component; add --model=gmmgan or drop "
+               "--reconstruction_weight")
         _check(_parse_classes(self.exclude_classes) is not None, "exclude_classes",
                f"want comma-separated distinct class ids >= 0 such as 3 or 3,5; got "
                f"{self.exclude_classes!r}")

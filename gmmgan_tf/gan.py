@@ -18,12 +18,12 @@ import tensorflow as tf
 from gmmgan_tf import diff_augment, losses
 from gmmgan_tf.config import Config
 from gmmgan_tf.data_core import unpack_targets
-from gmmgan_tf.networks import Generator, augmenter, build_networks
+from gmmgan_tf.networks import Encoder, Generator, Head, augmenter, build_networks
 from gmmgan_tf.prior import MixturePrior
 
 LOSS_NAMES = ("d_loss", "g_loss", "latent_consistency_loss", "real_fake_consistency_loss",
               "augment_consistency_loss", "diversity_loss", "pseudo_label_loss",
-              "self_label_loss")
+              "self_label_loss", "reconstruction_loss")
 
 
 class GMMGAN(keras.Model):
@@ -60,6 +60,13 @@ class GMMGAN(keras.Model):
             self.generator_ema(keras.ops.zeros((1, config.latent_dim)))
             self.generator_ema.set_weights(self.generator.get_weights())
             self.generator_ema.trainable = False
+        # --reconstruction_weight: E, real image -> G's noise eps^, trained with G (group "g").
+        self.noise_encoder = None
+        if config.reconstruction_weight:
+            self.noise_encoder = Head(Encoder(self.image_shape, config.width_multiplier,
+                                              name="e_encoder"), config.latent_dim,
+                                      name="noise_encoder")
+            self.noise_encoder(keras.ops.zeros((1, *self.image_shape)))
         self.noise_seed = keras.random.SeedGenerator(config.seed)
         self.augmenter = None
         if config.uses_pcm and (config.real_augment_consistency_weight
@@ -90,7 +97,8 @@ class GMMGAN(keras.Model):
 
     def variable_groups(self) -> dict[str, list]:
         return {"d": self.discriminator.trainable_variables,
-                "g": self.generator.trainable_variables,
+                "g": self.generator.trainable_variables + (
+                    self.noise_encoder.trainable_variables if self.noise_encoder else []),
                 "c": self.pcm.trainable_variables if self.pcm is not None else [],
                 "prior": self.prior.trainable_variables}
 
@@ -202,6 +210,8 @@ class GMMGAN(keras.Model):
                            if targets is not None else tf.constant(0.0))
             else:
                 xz_loss = xx_loss = aug_loss = self_loss = pl_loss = tf.constant(0.0)
+            rec_loss = (self._reconstruction_loss(real_images, r) if self.noise_encoder
+                        else tf.constant(0.0))
             div_loss = (losses.mode_seeking_loss(
                 self._global_batch(tf.reshape(fakes, (batch, k, -1))), self._global_batch(z))
                 if c.diversity_weight else tf.constant(0.0))
@@ -215,7 +225,8 @@ class GMMGAN(keras.Model):
             consistency = xx + xz  # lines 14-15 share one backward pass (below)
             # G optionally also takes L^{x^,z}, as InfoGAN's generator takes its code term,
             # and the mode-seeking diversity term.
-            g_objective = adv_g + self._scale(c.diversity_weight * div_loss)
+            g_objective = adv_g + self._scale(c.diversity_weight * div_loss
+                                              + c.reconstruction_weight * rec_loss)
             if c.generator_consistency:
                 g_objective += xz
 
@@ -245,7 +256,7 @@ class GMMGAN(keras.Model):
 
         for name, value in zip(LOSS_NAMES,
                                (d_loss, g_loss, xz_loss, xx_loss, aug_loss, div_loss, pl_loss,
-                                self_loss)):
+                                self_loss, rec_loss)):
             self.trackers[name].update_state(value)
         results = {name: t.result() for name, t in self.trackers.items()}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
@@ -284,6 +295,21 @@ class GMMGAN(keras.Model):
         for average, value in zip(self.generator_ema.variables, self.generator.variables,
                                   strict=True):
             average.assign(decay * average + (1.0 - decay) * value)
+
+    def _reconstruction_loss(self, real_images, r):
+        """--reconstruction_weight's term, which G and E minimise (losses.reconstruction_loss +
+        losses.code_moment_penalty): G reproduces each real x_i from z^_i = mu_k + sigma_k E(x_i),
+        k = argmax_k r_ik, the prior held fixed (it learns from L^{x^,z} alone). G's second call
+        keeps the fakes' BatchNorm statistics those of the prior's draws."""
+        codes = self.noise_encoder(real_images, training=True)
+        chosen = tf.argmax(tf.stop_gradient(r), axis=-1)  # the global batch's components
+        images = self._global_batch(real_images)
+        codes = self._global_batch(codes)
+        means = tf.gather(tf.stop_gradient(tf.convert_to_tensor(self.prior.means)), chosen)
+        scales = tf.gather(tf.stop_gradient(self.prior.scales()), chosen)
+        reconstructions = self.generator(means + scales * codes, training=True)
+        return (losses.reconstruction_loss(images, reconstructions)
+                + losses.code_moment_penalty(codes))
 
     def _real_fake_consistency_inputs(self, fakes, r):
         """C's probabilities [M, K, K] on the fakes that L^{x^,x} (eq. 5) reads, computed on

@@ -218,6 +218,21 @@ def r1_penalty(squared_gradients: tf.Tensor, weights: tf.Tensor | None, gamma: f
     return 0.5 * gamma * tf.reduce_mean(per_head)
 
 
+# --- Mode regulariser (Che et al. 2017): --reconstruction_weight --------------------------
+def reconstruction_loss(images: tf.Tensor, reconstructions: tf.Tensor) -> tf.Tensor:
+    """mean_i mean_p (G(z^_i) - x_i)_p^2: the squared error of G's reconstruction of each real
+    image x_i from its code z^_i, averaged over the pixels p and the batch."""
+    return tf.reduce_mean(tf.square(reconstructions - images))
+
+
+def code_moment_penalty(codes: tf.Tensor) -> tf.Tensor:
+    """(1/d) sum_j [m_j^2 + (v_j - 1)^2] with m_j, v_j the batch mean and (biased) variance of
+    dimension j of the codes [N, d]: 0 when the codes have N(0, I)'s first two moments, so that
+    the noise the encoder hands G is the noise G is sampled with."""
+    mean, variance = tf.nn.moments(codes, axes=[0])
+    return tf.reduce_mean(tf.square(mean) + tf.square(variance - 1.0))
+
+
 # --- WGAN-GP (Gulrajani et al. 2017): --gan_loss=wgan_gp and the adversarial MFA ------------
 WGAN_GP_WEIGHT = 10.0
 
