@@ -299,15 +299,16 @@ class GMMGAN(keras.Model):
     def _reconstruction_loss(self, real_images, r):
         """--reconstruction_weight's term, which G and E minimise (losses.reconstruction_loss +
         losses.code_moment_penalty): G reproduces each real x_i from z^_i = mu_k + sigma_k E(x_i),
-        k = argmax_k r_ik, the prior held fixed (it learns from L^{x^,z} alone). G's second call
-        keeps the fakes' BatchNorm statistics those of the prior's draws."""
+        k = argmax_k r_ik, the prior held fixed (it learns from L^{x^,z} alone). G runs in
+        inference mode here, as it samples: its BatchNorm uses and keeps the moving statistics of
+        the prior's draws (a training-mode call would average the codes' statistics into them)."""
         codes = self.noise_encoder(real_images, training=True)
         chosen = tf.argmax(tf.stop_gradient(r), axis=-1)  # the global batch's components
         images = self._global_batch(real_images)
         codes = self._global_batch(codes)
         means = tf.gather(tf.stop_gradient(tf.convert_to_tensor(self.prior.means)), chosen)
         scales = tf.gather(tf.stop_gradient(self.prior.scales()), chosen)
-        reconstructions = self.generator(means + scales * codes, training=True)
+        reconstructions = self.generator(means + scales * codes, training=False)
         return (losses.reconstruction_loss(images, reconstructions)
                 + losses.code_moment_penalty(codes))
 

@@ -45,6 +45,8 @@ VARIANTS = {
     # batch), and G's moving average; not --diff_augment, whose draws differ between replicas,
     # as the noise does.
     "r1_and_ema": {"r1_weight": 100.0, "ema_decay": 0.9},
+    # The mode regulariser: E's codes and the reals are gathered into the global batch.
+    "reconstruction": {"reconstruction_weight": 10.0},
 }
 
 

@@ -125,6 +125,24 @@ def test_a_few_dozen_steps_lower_d_and_c_losses():
         assert np.mean(values[-5:]) < np.mean(values[:5]), (key, values[:5], values[-5:])
 
 
+def test_the_mode_regulariser_trains_its_encoder_with_g_and_learns_to_reconstruct():
+    model = make_model(num_components=3, latent_dim=4, reconstruction_weight=1.0,
+                       adversarial_weight=0, learning_rate_g=3e-3)
+    encoder = {id(v) for v in model.noise_encoder.trainable_variables}
+    assert encoder and encoder <= {id(v) for v in model.variable_groups()["g"]}
+    assert changed_groups(model, easy_batch()) == {"g", "c", "prior"}
+    losses = []
+    for step in range(40):
+        logs = model.train_step(tf.constant(easy_batch(seed=step)))
+        model.trackers["reconstruction_loss"].reset_state()
+        losses.append(float(logs["reconstruction_loss"]))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), (losses[:5], losses[-5:])
+    with pytest.raises(ConfigError, match="--reconstruction_weight: needs the PCM"):
+        tiny_config(model="gaussian", reconstruction_weight=1.0)
+    with pytest.raises(ConfigError, match="--reconstruction_weight: must be >= 0"):
+        tiny_config(reconstruction_weight=-1.0)
+
+
 def test_responsibilities_are_distributions():
     model = make_model()
     probs = model.responsibilities(easy_batch())

@@ -208,6 +208,27 @@ def test_mode_seeking_loss_of_a_batch_of_one_is_zero_with_a_zero_gradient():
         assert g is None or np.array_equal(tf.convert_to_tensor(g).numpy(), np.zeros_like(g))
 
 
+def test_reconstruction_loss_is_the_mean_squared_pixel_error():
+    rng = np.random.default_rng(8)
+    images, reconstructions = rng.uniform(-1, 1, (2, 5, 3, 4, 1)).astype(np.float32)
+    got = float(losses.reconstruction_loss(images, reconstructions))
+    want = sum((a - b) ** 2 for a, b in zip(images.ravel(), reconstructions.ravel())) / images.size
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_code_moment_penalty_measures_the_distance_to_standard_normal_moments():
+    rng = np.random.default_rng(9)
+    codes = rng.normal(0.3, 2.0, (6, 4)).astype(np.float32)
+    mean, variance = codes.mean(0), codes.var(0)  # the biased variance, as tf.nn.moments
+    want = np.mean(mean ** 2 + (variance - 1) ** 2)
+    assert float(losses.code_moment_penalty(codes)) == pytest.approx(want, rel=1e-5)
+    # Codes with mean 0 and variance 1 in every dimension cost nothing: +-1 in each column.
+    standard = np.array([[1, -1], [-1, 1], [1, 1], [-1, -1]], np.float32)
+    assert float(losses.code_moment_penalty(standard)) == pytest.approx(0.0, abs=1e-7)
+    # Collapsed codes (all at 0) cost (0 - 1)^2 = 1 a dimension.
+    assert float(losses.code_moment_penalty(np.zeros((5, 3), np.float32))) == pytest.approx(1.0)
+
+
 def linear_critic(kernel):
     """D_h(x) = w_h . vec(x) + b_h: its input gradient is w_h at every image."""
     critic = keras.Sequential([keras.Input((2, 2, 2)), keras.layers.Flatten(),

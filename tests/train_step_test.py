@@ -83,6 +83,21 @@ def reference(model, real, eps, penalty_eps, targets=None, augmented=None, d_see
         latent_gap = tf.reduce_mean(tf.abs(z - tf.gather(z, previous)), -1)
         out["diversity_loss"] = tf.reduce_mean(1.0 / (image_gap / latent_gap + 1e-5))
         g_objective = out["g_loss"] + c.diversity_weight * out["diversity_loss"]
+        if c.reconstruction_weight:
+            # Mode regulariser: G(mu_k + sigma_k E(x_i)), k = argmax_k r_ik, against x_i by
+            # mean squared error, plus E's codes' distance to N(0, I)'s moments; the prior is
+            # a constant here (it learns from L^{x^,z} alone).
+            codes = model.noise_encoder(real, training=True)  # [M, d]
+            chosen = np.argmax(r.numpy(), 1)
+            z_hat = tf.gather(tf.stop_gradient(mu), chosen) + tf.gather(
+                tf.stop_gradient(sigma), chosen) * codes
+            # G in inference mode: BatchNorm's moving statistics, not the codes' batch ones.
+            error = tf.reduce_mean((model.generator(z_hat, training=False) - real) ** 2)
+            code_mean = tf.reduce_mean(codes, 0)
+            code_variance = tf.reduce_mean((codes - code_mean) ** 2, 0)
+            out["reconstruction_loss"] = error + tf.reduce_mean(
+                code_mean ** 2 + (code_variance - 1) ** 2)
+            g_objective += c.reconstruction_weight * out["reconstruction_loss"]
         if model.pcm is not None:
             log_density = (-0.5 * tf.reduce_sum(((z[:, :, None] - mu) / sigma) ** 2, -1)
                            - tf.reduce_sum(tf.math.log(sigma), -1) - 0.5 * D * np.log(2 * np.pi))
@@ -152,6 +167,8 @@ CASES = {
     # (which must not make the fakes); one head with the shared encoder (which then runs once
     # for D's views and once for the PCM's images).
     "levers": dict(diff_augment="color,translation,cutout", r1_weight=2.0, ema_decay=0.999),
+    # Che et al.'s mode regulariser: E joins G's group; a weight other than 1.
+    "reconstruction": dict(reconstruction_weight=0.7, ema_decay=0.999),
     "levers_single_head": dict(discriminator_heads="single", shared_encoder=True,
                                diff_augment="translation,cutout", r1_weight=0.5),
 }
@@ -181,6 +198,9 @@ def test_a_step_computes_the_losses_and_gradients_of_a_by_hand_recomputation(cas
     # the augmenter's view, from its layers' seeds.
     seeds = [model.noise_seed.state] + (model.augmenter.variables
                                         if model.augmenter is not None else [])
+    # And G's BatchNorm moving statistics, which the step's G call moves and which the mode
+    # regulariser's inference-mode call reads after it.
+    seeds += model.generator.non_trainable_variables
     seed_states = [v.numpy() for v in seeds]
     recorded = {}
     model._apply = lambda group, grads: recorded.setdefault(group, grads)  # record, don't step

@@ -75,8 +75,10 @@ def checkpoint_values(workdir):
 
 
 # The levers: G's moving average (checkpointed), D's DiffAugment views (drawn from the
-# checkpointed noise seed) and R1.
-LEVERS = dict(ema_decay=0.9, diff_augment="color,translation,cutout", r1_weight=1.0)
+# checkpointed noise seed), R1 and the mode regulariser's encoder (checkpointed through G's
+# optimizer, which holds its variables).
+LEVERS = dict(ema_decay=0.9, diff_augment="color,translation,cutout", r1_weight=1.0,
+              reconstruction_weight=1.0)
 
 
 def run(workdir, epochs, **levers):
