@@ -26,7 +26,8 @@ LEVERS = (("base", "default (EMA 0.999, diversity 0.1)"),
           ("div03gc", "--diversity_weight=0.3 --generator_consistency"),
           ("r1div03", "--r1_weight=1 --diversity_weight=0.3"),
           ("b64", "--batch_size=64"),
-          ("div06", "--diversity_weight=0.6"))
+          ("div06", "--diversity_weight=0.6"),
+          ("rec1div03", "--reconstruction_weight=1 --diversity_weight=0.3"))
 SEEDS = (0, 1, 2)
 COLUMNS = (("ndb_over_k", "NDB/K"), ("ndb_js", "NDB JS"), ("domain_fid", "domain FID"),
            ("sharpness", "sharpness"), ("copy_ratio", "copy ratio"),
@@ -60,8 +61,10 @@ def lever_rows(found: dict[int, dict], lever: str, label: str) -> list[list[str]
     return rows
 
 
+# The levers added on top of diversity 0.3, also paired with it alone.
+ON_DIV03 = ("div03gc", "r1div03", "div06", "rec1div03")
 # Paired against the default: (key, title, +1 if higher is better else -1).
-PAIRED = (("ndb_over_k", "NDB/K", -1), ("domain_fid", "domain FID", -1),
+PAIRED = (("ndb_over_k", "NDB/K", -1), ("ndb_js", "NDB JS", -1), ("domain_fid", "domain FID", -1),
           ("component_purity", "purity", 1), ("val_pcm_acc", "validation ACC", 1),
           ("val_pcm_nmi", "validation NMI", 1))
 
@@ -91,6 +94,10 @@ def main(runs: str) -> None:
     print_table(["lever"] + [title for _, title, _ in PAIRED],
                 [row for lever, _ in LEVERS[1:]
                  if (row := paired_row(found["base"], found[lever], lever))])
+    print("\nAgainst --diversity_weight=0.3 alone on the same seed\n")
+    print_table(["lever"] + [title for _, title, _ in PAIRED],
+                [row for lever in ON_DIV03
+                 if (row := paired_row(found["div03"], found[lever], lever))])
 
 
 if __name__ == "__main__":

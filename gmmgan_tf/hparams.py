@@ -31,7 +31,8 @@ HPARAMS = ("model", "dataset", "num_components", "latent_dim", "discriminator_he
            "prior_mean_init_std", "adversarial_weight", "latent_consistency_weight",
            "real_fake_consistency_weight", "real_augment_consistency_weight",
            "pseudo_label_weight", "self_label_weight", "diversity_weight", "ema_decay",
-           "diff_augment", "r1_weight", "reconstruction_weight", "width_multiplier", "epochs", "batch_size", "seed")
+           "diff_augment", "r1_weight", "reconstruction_weight", "width_multiplier", "epochs",
+           "batch_size", "seed")
 # metrics.json key -> column title.
 METRICS = {"pcm_acc": "PCM ACC", "pcm_nmi": "PCM NMI", "pcm_ari": "PCM ARI",
            "agreement_identity": "agreement", "component_purity": "purity",
