@@ -302,13 +302,12 @@ class GMMGAN(keras.Model):
         k = argmax_k r_ik, the prior held fixed (it learns from L^{x^,z} alone). G runs in
         inference mode here, as it samples: its BatchNorm uses and keeps the moving statistics of
         the prior's draws (a training-mode call would average the codes' statistics into them)."""
-        codes = self.noise_encoder(real_images, training=True)
-        chosen = tf.argmax(tf.stop_gradient(r), axis=-1)  # the global batch's components
+        codes = self._global_batch(self.noise_encoder(real_images, training=True))
+        # r is the global batch's; only G's group takes this term's gradient, so the prior in
+        # `latents` stays a constant here.
+        z_hat = self.latents(tf.argmax(r, axis=-1, output_type=tf.int32), codes)
         images = self._global_batch(real_images)
-        codes = self._global_batch(codes)
-        means = tf.gather(tf.stop_gradient(tf.convert_to_tensor(self.prior.means)), chosen)
-        scales = tf.gather(tf.stop_gradient(self.prior.scales()), chosen)
-        reconstructions = self.generator(means + scales * codes, training=False)
+        reconstructions = self.generator(z_hat, training=False)
         return (losses.reconstruction_loss(images, reconstructions)
                 + losses.code_moment_penalty(codes))
 
