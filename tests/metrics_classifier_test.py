@@ -59,6 +59,40 @@ def test_cache_is_reused_and_round_trips(trained, mnist, monkeypatch):
                                classifier.probabilities(mnist[2][:50]), atol=1e-6)
 
 
+def test_cache_is_retrained_when_what_it_was_trained_on_differs(tmp_path, mnist, monkeypatch):
+    """A stale cache must not be trusted: one once decided every later domain FID of its
+    machine. Each step below differs from the cached classifier in one thing only."""
+    x, y, tx, ty = (a[:64] for a in mnist)
+    cache, trainings = str(tmp_path), []
+    real_training = dc.train_domain_classifier
+    monkeypatch.setattr(dc, "train_domain_classifier",
+                        lambda *a, **k: trainings.append(k) or real_training(*a, **k))
+    dc.load_or_train(cache, "d", x, y, tx, ty, num_classes=10, epochs=1)
+    dc.load_or_train(cache, "d", x, y, tx, ty, num_classes=10, epochs=1)
+    other_split = dc.load_or_train(cache, "d", x, y, tx[:10], ty[:10], num_classes=10, epochs=1)
+    assert len(trainings) == 1  # the same, or only other held-out images: reused
+    assert other_split.test_accuracy == np.mean(
+        other_split.model.predict(tx[:10], verbose=0).argmax(1) == ty[:10])
+    flipped, shifted = x[:, :, ::-1], (y + 1) % 10
+    dc.load_or_train(cache, "d", flipped, y, tx, ty, num_classes=10, epochs=1)
+    dc.load_or_train(cache, "d", flipped, shifted, tx, ty, num_classes=10, epochs=1)
+    dc.load_or_train(cache, "d", flipped, shifted, tx, ty, num_classes=10, epochs=2)
+    monkeypatch.setattr(dc, "RECIPE", dc.RECIPE + 1)
+    dc.load_or_train(cache, "d", flipped, shifted, tx, ty, num_classes=10, epochs=2)
+    assert len(trainings) == 5
+
+
+def test_training_does_not_depend_on_the_global_seed(mnist):
+    x, y, tx, ty = (a[:128] for a in mnist)
+    weights = []
+    for global_seed in (1, 2):
+        keras.utils.set_random_seed(global_seed)
+        model = dc.train_domain_classifier(x, y, tx, ty, 10, epochs=1, batch_size=32).model
+        weights.append(model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_classifier_architecture_fits_other_sizes():
     for shape, classes in (((32, 32, 3), 10), ((64, 64, 3), 5)):
         model = dc.build_classifier(shape, classes)

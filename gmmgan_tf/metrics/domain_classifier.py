@@ -10,9 +10,17 @@ IS/FID numbers from papers; report them under their own names, with the test acc
 Architecture: [conv3x3 + ReLU, conv3x3 stride 2 + ReLU] blocks (32, 64, 128, ... channels)
 until the side is <= 8, flatten, Dense(128, ReLU) = features, dropout 0.3, Dense(classes).
 Input: float32 NHWC images in [-1, 1], integer labels.
+
+Training is a function of the images, labels, options and the classifier's own `seed`: the
+image order and the crop offsets are drawn in NumPy, so the run's global seed does not enter.
+It still depends on TensorFlow's intra-op thread count (1 and 2 threads give classifiers of the
+same accuracy with different features), so domain FIDs compare only under one classifier. The
+cache stores a fingerprint of what the classifier was trained on (`training_fingerprint`) and is
+retrained when it differs.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 
@@ -25,6 +33,7 @@ from gmmgan_tf.images import atomic_write_bytes
 
 FEATURES_LAYER = "features"
 FEATURE_DIM = 128
+RECIPE = 2  # raise when training changes, so that cached classifiers are retrained
 
 
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int,
@@ -63,9 +72,10 @@ def _check(images: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
 class DomainClassifier:
     """A trained classifier: probabilities, predicted classes and penultimate features."""
 
-    def __init__(self, model: keras.Model, test_accuracy: float):
+    def __init__(self, model: keras.Model, test_accuracy: float, fingerprint: str = ""):
         self.model = model
         self.test_accuracy = float(test_accuracy)
+        self.fingerprint = fingerprint  # of what it was trained on: training_fingerprint
         self._both = keras.Model(model.input, [model.get_layer(FEATURES_LAYER).output,
                                                model.output])
 
@@ -91,6 +101,10 @@ class DomainClassifier:
             probs.append(np.asarray(tf.nn.softmax(logits)))
         return np.concatenate(feats), np.concatenate(probs)
 
+    def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
+        """The share of `images` whose most probable class is their label."""
+        return float(np.mean(self.probabilities(images).argmax(axis=1) == np.asarray(labels)))
+
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return self.features_and_probabilities(images)[1]
 
@@ -98,14 +112,14 @@ class DomainClassifier:
         return self.features_and_probabilities(images)[0]
 
     def save(self, path: str) -> None:
-        """`path` (.keras) and `path + '.json'` with the test accuracy, each written atomically
-        (temporary file, then rename)."""
+        """`path` (.keras) and `path + '.json'` with the test accuracy and the training
+        fingerprint, each written atomically (temporary file, then rename)."""
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}.keras"  # keras wants the suffix
         self.model.save(tmp)
         os.replace(tmp, path)
-        atomic_write_bytes(path + ".json", json.dumps({"test_accuracy": self.test_accuracy}
-                                                      ).encode())
+        atomic_write_bytes(path + ".json", json.dumps({"test_accuracy": self.test_accuracy,
+                                                       "fingerprint": self.fingerprint}).encode())
 
     @classmethod
     def load(cls, path: str) -> "DomainClassifier":
@@ -113,8 +127,9 @@ class DomainClassifier:
             raise FileNotFoundError(f"no domain classifier at {path!r} (and {path}.json); "
                                     "train one with train_domain_classifier")
         with open(path + ".json") as f:
-            accuracy = json.load(f)["test_accuracy"]
-        return cls(keras.models.load_model(path), accuracy)
+            meta = json.load(f)
+        return cls(keras.models.load_model(path), meta["test_accuracy"],
+                   meta.get("fingerprint", ""))
 
 
 def train_domain_classifier(train_images: np.ndarray, train_labels: np.ndarray,
@@ -133,19 +148,29 @@ def train_domain_classifier(train_images: np.ndarray, train_labels: np.ndarray,
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    # Stateless crops seeded by a seeded random stream: the same classifier on every run
-    # (a stateful crop in a parallel map depended on thread timing and on the global seed).
-    data = (tf.data.Dataset.zip(
-                tf.data.Dataset.from_tensor_slices((train_images, labels))
-                .shuffle(len(labels), seed=seed),
-                tf.data.Dataset.random(seed=seed))
-            .map(lambda xy, r: (_random_shift(xy[0], tf.stack([r, seed])), xy[1]),
-                 num_parallel_calls=tf.data.AUTOTUNE)
+    # The order of every epoch and each image's crop are drawn here from `seed` alone, and the
+    # epochs run as one pass: no shuffle or random op depends on TensorFlow's global seed.
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(labels)) for _ in range(epochs)])
+    crop_seeds = rng.integers(0, 2**31 - 1, size=(len(order), 2))
+    images, targets = tf.constant(train_images), tf.constant(labels)
+    data = (tf.data.Dataset.from_tensor_slices((order, crop_seeds))
+            .map(lambda i, s: (_random_shift(tf.gather(images, i), s), tf.gather(targets, i)),
+                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size).prefetch(tf.data.AUTOTUNE))
-    model.fit(data, epochs=epochs, verbose=verbose, shuffle=False)  # tf.data shuffles
-    logits = model.predict(test_images, batch_size=500, verbose=0)
-    accuracy = float(np.mean(np.argmax(logits, axis=1) == np.asarray(test_labels)))
-    return DomainClassifier(model, accuracy)
+    model.fit(data, epochs=1, verbose=verbose, shuffle=False)
+    classifier = DomainClassifier(model, 0.0, training_fingerprint(
+        train_images, train_labels, num_classes, epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, seed=seed))
+    classifier.test_accuracy = classifier.accuracy(test_images, test_labels)
+    return classifier
+
+
+def training_fingerprint(train_images: np.ndarray, train_labels: np.ndarray, num_classes: int,
+                         **train_kwargs) -> str:
+    """What a classifier is a function of: its training images, labels, options and RECIPE."""
+    return caches.fingerprint(train_images, caches.fingerprint(np.ravel(train_labels)),
+                              num_classes, RECIPE, sorted(train_kwargs.items()))
 
 
 def _random_shift(image: tf.Tensor, seed: tf.Tensor, pixels: int = 2) -> tf.Tensor:
@@ -163,7 +188,10 @@ def cache_path(cache_dir: str, dataset: str, image_size: int) -> str:
 def load_or_train(cache_dir: str, dataset: str, train_images: np.ndarray,
                   train_labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray,
                   num_classes: int, **train_kwargs) -> DomainClassifier:
-    """The cached classifier of this data set and image size, trained and saved on first use."""
+    """The cached classifier of this data set and image size, trained and saved on first use
+    and again whenever the training images, labels, options or RECIPE differ from the cached
+    one's. Its `test_accuracy` is measured on the `test_images` given (a run scoring on the
+    validation split reuses the cache)."""
     path = cache_path(cache_dir, dataset, int(np.shape(train_images)[1]))
     if os.path.isfile(path) and os.path.isfile(path + ".json"):
         try:
@@ -171,10 +199,23 @@ def load_or_train(cache_dir: str, dataset: str, train_images: np.ndarray,
         except caches.READ_ERRORS as e:
             caches.note_rebuild(path, e, "training the domain classifier again")
         else:
-            if (classifier.image_shape == tuple(np.shape(train_images)[1:])
-                    and classifier.num_classes == num_classes):
+            wanted = training_fingerprint(train_images, train_labels, num_classes,
+                                          **_with_defaults(train_kwargs))
+            if classifier.fingerprint == wanted:
+                classifier.test_accuracy = classifier.accuracy(test_images, test_labels)
                 return classifier
     classifier = train_domain_classifier(train_images, train_labels, test_images, test_labels,
                                          num_classes, **train_kwargs)
     classifier.save(path)
     return classifier
+
+
+def _with_defaults(train_kwargs: dict) -> dict:
+    """train_kwargs completed with train_domain_classifier's defaults, so that the fingerprint
+    of a cache check matches the one training stores."""
+    return {**_TRAINING_DEFAULTS, **{k: v for k, v in train_kwargs.items() if k != "verbose"}}
+
+
+_TRAINING_DEFAULTS = {name: p.default for name, p in
+                      inspect.signature(train_domain_classifier).parameters.items()
+                      if p.default is not inspect.Parameter.empty and name != "verbose"}

@@ -19,7 +19,6 @@ Sanity: held-out real images score low NDB/K; a set missing whole classes scores
 """
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
@@ -238,7 +237,7 @@ class NDB:
                whitening: bool = False, max_dims: int | None = None, seed: int = 0) -> "NDB":
         """Loads the bins from `path` when it was fitted on the same samples with the same
         options, otherwise fits them and saves them there (one K-means per data set)."""
-        key = _fingerprint(train_samples, num_bins, whitening, max_dims, seed)
+        key = caches.fingerprint(train_samples, num_bins, whitening, max_dims, seed)
         if os.path.isfile(path):
             try:
                 with np.load(path) as f:
@@ -264,9 +263,3 @@ def cached_ndb(cache_dir: str, dataset: str, train_samples: np.ndarray, num_bins
             f"{'white' if whiten else 'orig'}_s{seed}.npz")
     return NDB.cached(os.path.join(cache_dir, name), train_samples, num_bins, whiten, seed=seed)
 
-
-def _fingerprint(samples: np.ndarray, *options) -> str:
-    """SHA-1 of the samples (as float32) and the fitting options."""
-    h = hashlib.sha1(np.ascontiguousarray(samples, dtype=np.float32).tobytes())
-    h.update(repr((np.shape(samples),) + options).encode())
-    return h.hexdigest()
