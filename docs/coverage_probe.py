@@ -5,8 +5,9 @@ For each run: the domain classifier's class shares of 20,000 samples against the
 images'; the bins NDB finds different, by the majority class of their training images (under- /
 over-filled); the total variation between the bin shares of a class's samples and of its
 training images; and the sample measures at noise temperatures tau (samples G(mu_k + sigma_k
-tau eps), tau = 1 is the model). With several runs, also NDB/K of an ensemble: a third of each
-run's samples, pooled (if the runs missed different bins, the pool would fill them).
+tau eps), tau = 1 is the model), against the validation split's images (tau would be a setting).
+With several runs, also NDB/K of an ensemble: a third of each run's samples, pooled (if the runs
+missed different bins, the pool would fill them).
 
     PYTHONPATH=. .venv/bin/python docs/coverage_probe.py [--taus=1,1.2] runs/m5k/div03_s3 ...
 """
@@ -16,10 +17,7 @@ import sys
 
 import numpy as np
 
-from gmmgan_tf.evaluation import classifier_data, sample_quality
-from gmmgan_tf.metrics import report
-from gmmgan_tf.metrics.domain_classifier import load_or_train
-from gmmgan_tf.metrics.ndb import cached_ndb
+from gmmgan_tf.evaluation import sample_quality, sample_scorers
 from gmmgan_tf.workdir import load_trained_model
 
 KEYS = ("ndb_over_k", "ndb_js", "domain_fid", "component_purity", "copy_ratio", "sharpness")
@@ -54,13 +52,9 @@ def main(workdirs: list[str], taus: list[float]) -> None:
     pooled = []
     for workdir in workdirs:
         config, data, model = load_trained_model(workdir)
-        cache = report.default_cache_dir(config.metrics_cache_dir)
-        ndb = cached_ndb(cache, data.name, data.train_images, config.ndb_bins,
-                         config.ndb_whitening)
-        reference = classifier_data(data, config)
-        classifier = load_or_train(cache, reference.name, reference.train_images,
-                                   reference.train_labels, data.test_images, data.test_labels,
-                                   data.num_classes)
+        # tau is a setting being chosen: its sample measures are scored on the validation split.
+        data = data.for_scoring("validation")
+        ndb, classifier = sample_scorers(data, config)
         print(workdir)
         samples = class_report(model, data, config, ndb, classifier)
         keep = np.random.default_rng(1).permutation(len(samples))[:len(samples) // 3]

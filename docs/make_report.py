@@ -35,19 +35,19 @@ from gmmgan_tf.metrics.domain_classifier import load_or_train  # noqa: E402
 
 FIGURES = ROOT / "docs" / "figures"
 QUALITY_RUNS = (("gaussian_s0", "gaussian (vanilla DCGAN)"),
-                ("gaussian_div01_s0", "gaussian, diversity 0.1"), ("gmm_s0", "gmm, diversity 0.1"),
+                ("gaussian_div03_s0", "gaussian, diversity 0.3"), ("gmm_s0", "gmm, diversity 0.3"),
                 ("default_s0", "gmmgan (the default)"),
                 ("shared_s0", "gmmgan --shared_encoder"))
 SEEDS = tuple((f"default_s{seed}", f"default, seed {seed}") for seed in range(3))
-ABLATIONS = (("default_s0", "default (diversity 0.1, mi+xent, paired_mi, separate encoders, K=10)"),
-             ("div_0_s0", "`--diversity_weight=0`"), ("div_0.3_s0", "`--diversity_weight=0.3`"),
+ABLATIONS = (("default_s0", "default (diversity 0.3, mi+xent, paired_mi, separate encoders, K=10)"),
+             ("div_0_s0", "`--diversity_weight=0`"), ("div_0.1_s0", "`--diversity_weight=0.1`"),
              ("div_1_s0", "`--diversity_weight=1`"),
              ("cons_mi_s0", "`--consistency=mi`"), ("cons_xent_s0", "`--consistency=xent`"),
              ("rf_marginal_s0", "`--real_fake_consistency=marginal_kl`"),
              ("rf_none_s0", "`--real_fake_consistency=none`"),
              ("shared_s0", "`--shared_encoder`"), ("k5_s0", "`--num_components=5`"))
 COMPRESSION = (("gaussian_s0", "gaussian, width 1"),
-               ("gaussian_div01_s0", "gaussian, width 1, diversity 0.1"),
+               ("gaussian_div03_s0", "gaussian, width 1, diversity 0.3"),
                ("default_s0", "gmmgan, width 1"),
                ("width_0.75_s0", "gmmgan, width 0.75"), ("width_0.5_s0", "gmmgan, width 0.5"),
                ("width_0.35_s0", "gmmgan, width 0.35"))

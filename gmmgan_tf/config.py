@@ -132,7 +132,7 @@ class Config:
         0.0, "Weight of L^{x,x'}: mutual information between the PCM's outputs on a real image "
         "and on a random augmentation of it (IIC on real data; not in the slides).")
     diversity_weight: float = _field(
-        0.1, "Weight of the generator's mode-seeking term against collapse inside a component "
+        0.3, "Weight of the generator's mode-seeking term against collapse inside a component "
         "(not in the slides; 0 turns it off: --model=gaussian --diversity_weight=0 is the vanilla "
         "DCGAN baseline).")
     pseudo_label_weight: float = _field(

@@ -101,17 +101,24 @@ def classifier_data(data: DataBundle, config: Config) -> DataBundle:
         config, dataset=config.dataset.removeprefix("imbalanced_"), exclude_classes=""))
 
 
-def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
-                   progress: bool = False) -> dict:
-    """NDB/K and JS, domain IS/FID/KID, mode coverage and sharpness of `num_fakes` samples (and of
-    the held-out real images, the `ref_` TEST row); Inception IS/FID with --inception_weights.
-    NDB bins and the domain classifier are cached per data set under --metrics_cache_dir."""
+def sample_scorers(data: DataBundle, config: Config):
+    """The NDB bins of the training images and the domain classifier, both cached per data set
+    under --metrics_cache_dir: what sample_quality scores samples with."""
     cache = report.default_cache_dir(config.metrics_cache_dir)
     ndb = cached_ndb(cache, data.name, data.train_images, config.ndb_bins, config.ndb_whitening)
     reference = classifier_data(data, config)
     classifier = load_or_train(cache, reference.name, reference.train_images,
                                reference.train_labels, data.test_images, data.test_labels,
                                data.num_classes)
+    return ndb, classifier
+
+
+def sample_quality(model, data: DataBundle, config: Config, num_fakes: int,
+                   progress: bool = False) -> dict:
+    """NDB/K and JS, domain IS/FID/KID, mode coverage and sharpness of `num_fakes` samples (and of
+    the held-out real images, the `ref_` TEST row); Inception IS/FID with --inception_weights.
+    NDB bins and the domain classifier are cached per data set under --metrics_cache_dir."""
+    ndb, classifier = sample_scorers(data, config)
     inception = (InceptionExtractor(config.inception_weights) if config.inception_weights
                  else None)
     fakes, components = model.sample_from_prior(num_fakes, seed=config.seed)
