@@ -28,23 +28,23 @@ Q=--flagfile=flags/quick.cfg
 IMB=--flagfile=flags/imbalanced_mnist_5k.cfg
 DCGAN="--model=gaussian --diversity_weight=0"
 
-lane() {  # the runs the default's weights change first; the --diversity_weight=0 baselines last
+lane() {  # the runs the default's weights change first, table by table
   for seed in 0 1 2; do seeded "default_s$seed" "$seed" $Q; done                   # §5 seeds
   for seed in 0 1 2; do seeded "div_0.1_s$seed" "$seed" $Q --diversity_weight=0.1; done  # the old default
-  for d in 0 3 7; do seeded "imb${d}_gmmgan_s0" 0 $IMB --dominant_class=$d; done     # §4
-  seeded gaussian_div03_s0 0 $Q --model=gaussian          # a DCGAN with the mode-seeking term
+  seeded gaussian_div03_s0 0 $Q --model=gaussian          # §2: a DCGAN with the mode-seeking term
   seeded gmm_s0 0 $Q --model=gmm                          # learned GMM prior, no PCM
-  seeded shared_s0 0 $Q --shared_encoder                                             # §5
-  seeded div_0_s0 0 $Q --diversity_weight=0
-  seeded div_1_s0 0 $Q --diversity_weight=1
+  seeded shared_s0 0 $Q --shared_encoder
+  seeded gaussian_s0 0 $Q $DCGAN                          # the vanilla DCGAN of §2 and §3
   for width in 0.75 0.5 0.35; do seeded "width_${width}_s0" 0 $Q --width_multiplier=$width; done
-  for d in 0 3 7; do seeded "imb${d}_gmm_s0" 0 $IMB --dominant_class=$d --model=gmm; done
+  seeded div_0_s0 0 $Q --diversity_weight=0                                          # §5
+  seeded div_1_s0 0 $Q --diversity_weight=1
   seeded cons_xent_s0 0 $Q --consistency=xent
   seeded rf_none_s0 0 $Q --real_fake_consistency=none
   seeded cons_mi_s0 0 $Q --consistency=mi
   seeded rf_marginal_s0 0 $Q --real_fake_consistency=marginal_kl
   seeded k5_s0 0 $Q --num_components=5
-  seeded gaussian_s0 0 $Q $DCGAN                                                     # §2, §3
+  for d in 0 3 7; do seeded "imb${d}_gmmgan_s0" 0 $IMB --dominant_class=$d; done     # §4
+  for d in 0 3 7; do seeded "imb${d}_gmm_s0" 0 $IMB --dominant_class=$d --model=gmm; done
   for d in 0 3 7; do seeded "imb${d}_gaussian_s0" 0 $IMB --dominant_class=$d $DCGAN; done
   seeded wgan_gp_s0 0 $Q --model=gaussian --gan_loss=wgan_gp --diversity_weight=0   # MFA.md
   for bins in 200 300; do ndb_bins gaussian_s0 $bins; ndb_bins wgan_gp_s0 $bins; done
