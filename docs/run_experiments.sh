@@ -35,6 +35,7 @@ lane() {  # the runs the default's weights change first, table by table
   seeded gmm_s0 0 $Q --model=gmm                          # learned GMM prior, no PCM
   seeded shared_s0 0 $Q --shared_encoder
   seeded gaussian_s0 0 $Q $DCGAN                          # the vanilla DCGAN of §2 and §3
+  for seed in 0 1 2; do seeded "pl_0.1_s$seed" "$seed" $Q --pseudo_label_weight=0.1; done  # §5
   for width in 0.75 0.5 0.35; do seeded "width_${width}_s0" 0 $Q --width_multiplier=$width; done
   seeded div_0_s0 0 $Q --diversity_weight=0                                          # §5
   seeded div_1_s0 0 $Q --diversity_weight=1
