@@ -7,7 +7,7 @@
 # an interruption remove the stale $OUT/*.lock directories first).
 # A gmmgan run copies the warm-start cache of the seed's default run (CACHE_FROM=default).
 # Then: .venv/bin/python docs/make_report.py runs/s3 (and docs/MFA.md's DCGAN / WGAN-GP rows).
-# About 150 CPU-minutes in all on this machine's 2 cores.
+# About 4 CPU-hours in all: 2 hours on this machine's 2 cores with two lanes (2026-12-07).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/s3}
