@@ -49,6 +49,9 @@ lane() {  # the runs the default's weights change first, table by table
   for d in 0 3 7; do seeded "imb${d}_gaussian_s0" 0 $IMB --dominant_class=$d $DCGAN; done
   seeded wgan_gp_s0 0 $Q --model=gaussian --gan_loss=wgan_gp --diversity_weight=0   # MFA.md
   for bins in 200 300; do ndb_bins gaussian_s0 $bins; ndb_bins wgan_gp_s0 $bins; done
+  for weight in 1 0.3; do  # issue 26: the nearest-fake coverage term against default_s0..2
+    for seed in 0 1 2; do seeded "cover_${weight}_s$seed" "$seed" $Q --coverage_weight=$weight; done
+  done
 }
 
 for i in $(seq "${1:-2}"); do

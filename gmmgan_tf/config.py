@@ -175,6 +175,12 @@ class Config:
         "reachable from its component; E's codes are held to N(0, I)'s mean and variance. "
         "--model=gmmgan only. 0 = off.")
 
+    coverage_weight: float = _field(
+        0.0, "Weight of a nearest-fake coverage term for G (implicit maximum likelihood, Li & "
+        "Malik 2018): each real image x pulls the nearest of its component's fakes in the batch "
+        "towards it by mean squared error (k the PCM's component of x), so that the rarer styles "
+        "of a class get samples. --model=gmmgan only. 0 = off.")
+
     # --- optimisation ------------------------------------------------------------------------
     batch_size: int = _field(32, "M, real images a step (global, over all replicas).")
     epochs: int = _field(5, "Training epochs.")
@@ -340,6 +346,11 @@ class Config:
         _check(not self.reconstruction_weight or self.uses_pcm, "reconstruction_weight",
                "needs the PCM to pick each real image's component; add --model=gmmgan or drop "
                "--reconstruction_weight")
+        _check(self.coverage_weight >= 0, "coverage_weight",
+               f"must be >= 0 (got {self.coverage_weight})")
+        _check(not self.coverage_weight or self.uses_pcm, "coverage_weight",
+               "needs the PCM to pick each real image's component; add --model=gmmgan or drop "
+               "--coverage_weight")
         _check(_parse_classes(self.exclude_classes) is not None, "exclude_classes",
                f"want comma-separated distinct class ids >= 0 such as 3 or 3,5; got "
                f"{self.exclude_classes!r}")

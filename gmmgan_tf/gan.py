@@ -23,7 +23,7 @@ from gmmgan_tf.prior import MixturePrior
 
 LOSS_NAMES = ("d_loss", "g_loss", "latent_consistency_loss", "real_fake_consistency_loss",
               "augment_consistency_loss", "diversity_loss", "pseudo_label_loss",
-              "self_label_loss", "reconstruction_loss")
+              "self_label_loss", "reconstruction_loss", "coverage_loss")
 
 
 class GMMGAN(keras.Model):
@@ -212,6 +212,12 @@ class GMMGAN(keras.Model):
                 xz_loss = xx_loss = aug_loss = self_loss = pl_loss = tf.constant(0.0)
             rec_loss = (self._reconstruction_loss(real_images, r) if self.noise_encoder
                         else tf.constant(0.0))
+            # Not in the slides: each real image pulls the nearest fake of its component.
+            cover_loss = (losses.nearest_fake_loss(
+                self._global_batch(real_images),
+                self._global_batch(tf.reshape(fakes, (batch, k, *self.image_shape))),
+                tf.argmax(tf.stop_gradient(r), axis=-1, output_type=tf.int32))
+                if c.coverage_weight else tf.constant(0.0))
             div_loss = (losses.mode_seeking_loss(
                 self._global_batch(tf.reshape(fakes, (batch, k, -1))), self._global_batch(z))
                 if c.diversity_weight else tf.constant(0.0))
@@ -226,7 +232,8 @@ class GMMGAN(keras.Model):
             # G optionally also takes L^{x^,z}, as InfoGAN's generator takes its code term,
             # and the mode-seeking diversity term.
             g_objective = adv_g + self._scale(c.diversity_weight * div_loss
-                                              + c.reconstruction_weight * rec_loss)
+                                              + c.reconstruction_weight * rec_loss
+                                              + c.coverage_weight * cover_loss)
             if c.generator_consistency:
                 g_objective += xz
 
@@ -256,7 +263,7 @@ class GMMGAN(keras.Model):
 
         for name, value in zip(LOSS_NAMES,
                                (d_loss, g_loss, xz_loss, xx_loss, aug_loss, div_loss, pl_loss,
-                                self_loss, rec_loss)):
+                                self_loss, rec_loss, cover_loss)):
             self.trackers[name].update_state(value)
         results = {name: t.result() for name, t in self.trackers.items()}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):

@@ -47,6 +47,8 @@ VARIANTS = {
     "r1_and_ema": {"r1_weight": 100.0, "ema_decay": 0.9},
     # The mode regulariser: E's codes and the reals are gathered into the global batch.
     "reconstruction": {"reconstruction_weight": 10.0},
+    # The coverage term: each real image searches the global batch's fakes of its component.
+    "coverage": {"coverage_weight": 10.0},
 }
 
 

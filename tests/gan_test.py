@@ -143,6 +143,21 @@ def test_the_mode_regulariser_trains_its_encoder_with_g_and_learns_to_reconstruc
         tiny_config(reconstruction_weight=-1.0)
 
 
+def test_the_coverage_term_brings_the_fakes_to_the_real_images():
+    model = make_model(num_components=3, latent_dim=4, coverage_weight=1.0,
+                       adversarial_weight=0, learning_rate_g=3e-3)
+    losses = []
+    for step in range(40):
+        logs = model.train_step(tf.constant(easy_batch(seed=step)))
+        model.trackers["coverage_loss"].reset_state()
+        losses.append(float(logs["coverage_loss"]))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), (losses[:5], losses[-5:])
+    with pytest.raises(ConfigError, match="--coverage_weight: needs the PCM"):
+        tiny_config(model="gaussian", coverage_weight=1.0)
+    with pytest.raises(ConfigError, match="--coverage_weight: must be >= 0"):
+        tiny_config(coverage_weight=-1.0)
+
+
 def test_responsibilities_are_distributions():
     model = make_model()
     probs = model.responsibilities(easy_batch())

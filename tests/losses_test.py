@@ -216,6 +216,28 @@ def test_reconstruction_loss_is_the_mean_squared_pixel_error():
     assert got == pytest.approx(want, rel=1e-5)
 
 
+def test_nearest_fake_loss_pulls_each_real_image_to_the_nearest_fake_of_its_component():
+    rng = np.random.default_rng(10)
+    m, k, n = 5, 3, 4
+    fakes = rng.uniform(-1, 1, (m, k, 3, 2, 1)).astype(np.float32)
+    real = rng.uniform(-1, 1, (n, 3, 2, 1)).astype(np.float32)
+    components = np.array([2, 0, 2, 1])
+    # By hand: the smallest mean squared error over the M fakes of x_i's component.
+    want = np.mean([min(np.mean((fakes[j, components[i]] - real[i]) ** 2) for j in range(m))
+                    for i in range(n)])
+    fakes_t = tf.constant(fakes)
+    with tf.GradientTape() as tape:
+        tape.watch(fakes_t)
+        loss = losses.nearest_fake_loss(real, fakes_t, components)
+    assert float(loss) == pytest.approx(want, rel=1e-5)
+    # Only the nearest fakes move, and only fakes of components that real images hold.
+    grad = tape.gradient(loss, fakes_t).numpy()
+    moved = {(j, kk) for j, kk in zip(*np.nonzero(np.abs(grad).sum((2, 3, 4))))}
+    nearest = {(int(np.argmin([np.mean((fakes[j, components[i]] - real[i]) ** 2)
+                               for j in range(m)])), components[i]) for i in range(n)}
+    assert moved == nearest
+
+
 def test_code_moment_penalty_measures_the_distance_to_standard_normal_moments():
     rng = np.random.default_rng(9)
     codes = rng.normal(0.3, 2.0, (6, 4)).astype(np.float32)

@@ -98,6 +98,17 @@ def reference(model, real, eps, penalty_eps, targets=None, augmented=None, d_see
             out["reconstruction_loss"] = error + tf.reduce_mean(
                 code_mean ** 2 + (code_variance - 1) ** 2)
             g_objective += c.reconstruction_weight * out["reconstruction_loss"]
+        if c.coverage_weight:
+            # Each real x_i against every fake of its component k_i = argmax_k r_ik (rows
+            # j*K + k_i), by the mean squared pixel error; the nearest one's error, averaged.
+            chosen = np.argmax(r.numpy(), 1)
+            nearest = []
+            for i in range(M):
+                errors = [tf.reduce_mean((fakes[j * K + chosen[i]] - real[i]) ** 2)
+                          for j in range(M)]
+                nearest.append(errors[int(np.argmin([float(e) for e in errors]))])
+            out["coverage_loss"] = tf.add_n(nearest) / M
+            g_objective += c.coverage_weight * out["coverage_loss"]
         if model.pcm is not None:
             log_density = (-0.5 * tf.reduce_sum(((z[:, :, None] - mu) / sigma) ** 2, -1)
                            - tf.reduce_sum(tf.math.log(sigma), -1) - 0.5 * D * np.log(2 * np.pi))
@@ -169,6 +180,8 @@ CASES = {
     "levers": dict(diff_augment="color,translation,cutout", r1_weight=2.0, ema_decay=0.999),
     # Che et al.'s mode regulariser: E joins G's group; a weight other than 1.
     "reconstruction": dict(reconstruction_weight=0.7, ema_decay=0.999),
+    # The nearest-fake coverage term: a weight other than 1.
+    "coverage": dict(coverage_weight=0.6),
     "levers_single_head": dict(discriminator_heads="single", shared_encoder=True,
                                diff_augment="translation,cutout", r1_weight=0.5),
 }
