@@ -180,6 +180,10 @@ class Config:
         "Malik 2018): each real image x pulls the nearest of its component's fakes in the batch "
         "towards it by mean squared error (k the PCM's component of x), so that the rarer styles "
         "of a class get samples. --model=gmmgan only. 0 = off.")
+    coverage_threshold: float = _field(
+        0.0, "With --coverage_weight, only the real images whose largest responsibility "
+        "max_k C(x)_k exceeds this pull a fake (0 = all): the PCM's doubtful images, more often "
+        "of another class, then do not pull its component's fakes towards that class.")
 
     # --- optimisation ------------------------------------------------------------------------
     batch_size: int = _field(32, "M, real images a step (global, over all replicas).")
@@ -348,6 +352,8 @@ class Config:
                "--reconstruction_weight")
         _check(self.coverage_weight >= 0, "coverage_weight",
                f"must be >= 0 (got {self.coverage_weight})")
+        _check(0 <= self.coverage_threshold < 1, "coverage_threshold",
+               f"must be in [0, 1) (got {self.coverage_threshold})")
         _check(not self.coverage_weight or self.uses_pcm, "coverage_weight",
                "needs the PCM to pick each real image's component; add --model=gmmgan or drop "
                "--coverage_weight")

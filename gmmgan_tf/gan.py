@@ -213,11 +213,8 @@ class GMMGAN(keras.Model):
             rec_loss = (self._reconstruction_loss(real_images, r) if self.noise_encoder
                         else tf.constant(0.0))
             # Not in the slides: each real image pulls the nearest fake of its component.
-            cover_loss = (losses.nearest_fake_loss(
-                self._global_batch(real_images),
-                self._global_batch(tf.reshape(fakes, (batch, k, *self.image_shape))),
-                tf.argmax(tf.stop_gradient(r), axis=-1, output_type=tf.int32))
-                if c.coverage_weight else tf.constant(0.0))
+            cover_loss = (self._coverage_loss(real_images, fakes, r) if c.coverage_weight
+                          else tf.constant(0.0))
             div_loss = (losses.mode_seeking_loss(
                 self._global_batch(tf.reshape(fakes, (batch, k, -1))), self._global_batch(z))
                 if c.diversity_weight else tf.constant(0.0))
@@ -317,6 +314,18 @@ class GMMGAN(keras.Model):
         reconstructions = self.generator(z_hat, training=False)
         return (losses.reconstruction_loss(images, reconstructions)
                 + losses.code_moment_penalty(codes))
+
+    def _coverage_loss(self, real_images, fakes, r):
+        """--coverage_weight's term (losses.nearest_fake_loss) over the global batch: each real
+        x_i searches the fakes of its component k_i = argmax_k r_ik (r a constant here); with
+        --coverage_threshold only the real images with max_k r_ik above it pull."""
+        r = tf.stop_gradient(r)
+        pulls = (tf.cast(tf.reduce_max(r, axis=-1) > self.config.coverage_threshold, r.dtype)
+                 if self.config.coverage_threshold else None)
+        return losses.nearest_fake_loss(
+            self._global_batch(real_images),
+            self._global_batch(tf.reshape(fakes, (-1, self.num_components, *self.image_shape))),
+            tf.argmax(r, axis=-1, output_type=tf.int32), pulls)
 
     def _real_fake_consistency_inputs(self, fakes, r):
         """C's probabilities [M, K, K] on the fakes that L^{x^,x} (eq. 5) reads, computed on

@@ -234,20 +234,22 @@ def code_moment_penalty(codes: tf.Tensor) -> tf.Tensor:
 
 
 # --- Nearest-fake coverage (IMLE, Li & Malik 2018): --coverage_weight ----------------------
-def nearest_fake_loss(real_images: tf.Tensor, fakes: tf.Tensor, components: tf.Tensor
-                      ) -> tf.Tensor:
+def nearest_fake_loss(real_images: tf.Tensor, fakes: tf.Tensor, components: tf.Tensor,
+                      pulls: tf.Tensor | None = None) -> tf.Tensor:
     """mean_i min_j mean_p (x^_j^{k_i} - x_i)_p^2, which G minimises: every real image x_i pulls
     the nearest of the M fakes of its component k_i (squared error over the pixels p), so a
     style of x_i's class that no fake is near draws a fake towards it, where the adversarial
     loss lets G leave rare styles out (implicit maximum likelihood inside a component).
 
     real_images [N, ...], fakes [M, K, ...] (x^_j^k), components [N] ints (k_i). The minimum's
-    gradient reaches the nearest fake alone.
+    gradient reaches the nearest fake alone. `pulls` [N] (0 or 1) keeps only some real images'
+    terms, the mean still over all N (as in self_label_loss).
     """
     candidates = tf.gather(fakes, components, axis=1)  # [M, N, ...]
     axes = list(range(2, candidates.shape.rank))
     distances = tf.reduce_mean(tf.square(candidates - real_images[None]), axis=axes)  # [M, N]
-    return tf.reduce_mean(tf.reduce_min(distances, axis=0))
+    nearest = tf.reduce_min(distances, axis=0)
+    return tf.reduce_mean(nearest if pulls is None else pulls * nearest)
 
 
 # --- WGAN-GP (Gulrajani et al. 2017): --gan_loss=wgan_gp and the adversarial MFA ------------

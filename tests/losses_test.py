@@ -236,6 +236,12 @@ def test_nearest_fake_loss_pulls_each_real_image_to_the_nearest_fake_of_its_comp
     nearest = {(int(np.argmin([np.mean((fakes[j, components[i]] - real[i]) ** 2)
                                for j in range(m)])), components[i]) for i in range(n)}
     assert moved == nearest
+    # With `pulls`, the unpulled images' terms drop out of the sum, the mean still over all N.
+    pulls = np.array([1.0, 0.0, 0.0, 1.0], np.float32)
+    want = sum(min(np.mean((fakes[j, components[i]] - real[i]) ** 2) for j in range(m))
+               for i in (0, 3)) / n
+    got = float(losses.nearest_fake_loss(real, fakes, components, pulls))
+    assert got == pytest.approx(want, rel=1e-5)
 
 
 def test_code_moment_penalty_measures_the_distance_to_standard_normal_moments():

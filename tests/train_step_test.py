@@ -100,13 +100,15 @@ def reference(model, real, eps, penalty_eps, targets=None, augmented=None, d_see
             g_objective += c.reconstruction_weight * out["reconstruction_loss"]
         if c.coverage_weight:
             # Each real x_i against every fake of its component k_i = argmax_k r_ik (rows
-            # j*K + k_i), by the mean squared pixel error; the nearest one's error, averaged.
-            chosen = np.argmax(r.numpy(), 1)
+            # j*K + k_i), by the mean squared pixel error; the nearest one's error, summed over
+            # the images whose max_k r_ik passes the threshold, divided by all M.
+            chosen, confidence = np.argmax(r.numpy(), 1), np.max(r.numpy(), 1)
             nearest = []
-            for i in range(M):
+            for i in np.flatnonzero(confidence > c.coverage_threshold):
                 errors = [tf.reduce_mean((fakes[j * K + chosen[i]] - real[i]) ** 2)
                           for j in range(M)]
                 nearest.append(errors[int(np.argmin([float(e) for e in errors]))])
+            assert 0 < len(nearest) <= M and (len(nearest) < M or not c.coverage_threshold)
             out["coverage_loss"] = tf.add_n(nearest) / M
             g_objective += c.coverage_weight * out["coverage_loss"]
         if model.pcm is not None:
@@ -182,6 +184,9 @@ CASES = {
     "reconstruction": dict(reconstruction_weight=0.7, ema_decay=0.999),
     # The nearest-fake coverage term: a weight other than 1.
     "coverage": dict(coverage_weight=0.6),
+    # Only the confident real images pull (a warm-started PCM: some pass, not all).
+    "coverage_confident": dict(pcm_init="embedding", coverage_weight=0.6,
+                               coverage_threshold=0.95),
     "levers_single_head": dict(discriminator_heads="single", shared_encoder=True,
                                diff_augment="translation,cutout", r1_weight=0.5),
 }
