@@ -52,6 +52,9 @@ lane() {  # the runs the default's weights change first, table by table
   for weight in 1 0.3; do  # issue 26: the nearest-fake coverage term against default_s0..2
     for seed in 0 1 2; do seeded "cover_${weight}_s$seed" "$seed" $Q --coverage_weight=$weight; done
   done
+  for seed in 0 1 2; do  # only the real images the PCM is sure of pull
+    seeded "cover_1_t95_s$seed" "$seed" $Q --coverage_weight=1 --coverage_threshold=0.95
+  done
 }
 
 for i in $(seq "${1:-2}"); do
