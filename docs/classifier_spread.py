@@ -16,7 +16,8 @@ import numpy as np
 
 from gmmgan_tf.evaluation import classifier_data
 from gmmgan_tf.metrics import fid
-from gmmgan_tf.metrics.domain_classifier import DomainClassifier, train_domain_classifier
+from gmmgan_tf.metrics.domain_classifier import (DomainClassifier, TrainingOptions,
+                                                 train_domain_classifier)
 from gmmgan_tf.workdir import load_trained_model
 
 CLASSIFIER_SEEDS = (0, 1, 2)
@@ -31,7 +32,7 @@ def main(workdirs: list[str], cached: str | None) -> None:
             for seed in CLASSIFIER_SEEDS:
                 classifiers[f"seed {seed}"] = train_domain_classifier(
                     reference.train_images, reference.train_labels, data.test_images,
-                    data.test_labels, data.num_classes, seed=seed)
+                    data.test_labels, data.num_classes, TrainingOptions(seed=seed))
             if cached:
                 classifiers["cached"] = DomainClassifier.load(cached)
             print("classifier test accuracy: " + ", ".join(

@@ -5,7 +5,8 @@ run() {  # run <name> <flags...>: trains into $OUT/<name>, log in $OUT/<name>.lo
   [ -f "$OUT/$name/metrics.json" ] && return
   echo "$(date +%T) start $name"
   ${NICE:-} "${PY:-.venv/bin/python}" main.py "$@" --workdir="$OUT/$name" > "$OUT/$name.log" 2>&1
-  echo "$(date +%T) end $name rc=$?"
+  local rc=$?  # before the echo: its $(date) would reset $?
+  echo "$(date +%T) end $name rc=$rc"
 }
 
 # seeded <name> <seed> <flags...>: `run` with --seed, skipped while another lane holds its lock

@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -50,7 +49,7 @@ import tensorflow as tf
 from scipy.optimize import linear_sum_assignment
 from scipy.special import softmax
 
-from gmmgan_tf import losses
+from gmmgan_tf import caches, losses
 from gmmgan_tf.config import Config
 from gmmgan_tf.errors import ConfigError, DataError, writing
 from gmmgan_tf.networks import Encoder, Head, augmenter, kernel_initializer
@@ -366,14 +365,6 @@ def _saved_settings(saved) -> Settings | None:
 
 
 # --- the cache in <workdir>/warm_start/ ------------------------------------------------------
-def fingerprint(images: np.ndarray) -> str:
-    """A hash of the training images (a cache made on other data is stale)."""
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(str(images.shape).encode())
-    digest.update(np.ascontiguousarray(images).tobytes())
-    return digest.hexdigest()
-
-
 def save(result: WarmStart, directory: str, settings: Settings, images_hash: str) -> None:
     """Writes the cache into a temporary sibling directory and renames it into place; an old
     cache is renamed aside first and deleted last, so that a failure leaves one readable cache
@@ -444,7 +435,7 @@ def load_or_compute(config: Config, images: np.ndarray, log=print, reference=Non
     not repeat, so a new one is renumbered to agree with the PCM (numbered_like)."""
     directory = os.path.join(config.workdir, CACHE_DIR)
     settings = Settings.from_config(config)
-    images_hash = fingerprint(images)
+    images_hash = caches.fingerprint(images)  # a cache made on other data is stale
     if os.path.exists(directory):
         try:
             result = load(directory, settings, images_hash)  # the hash covers the image count

@@ -499,7 +499,7 @@ def trained(tmp_path_factory):
     # One epoch of the domain classifier: these tests check that it is rebuilt, not its accuracy.
     fast = domain_classifier.train_domain_classifier
     mp.setattr(domain_classifier, "train_domain_classifier",
-               lambda *args, **kwargs: fast(*args, **{**kwargs, "epochs": 1}))
+               lambda *args: fast(*args[:5], domain_classifier.TrainingOptions(epochs=1)))
     runs = {}
     for kind, command in (("gan", MODES["train"].replace("--epochs=3", "--epochs=2")),
                           ("mfa", MODES["mfa train"])):

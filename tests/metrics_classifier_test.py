@@ -9,6 +9,8 @@ from gmmgan_tf.metrics import domain_classifier as dc
 from gmmgan_tf.metrics import fid as fid_lib
 from gmmgan_tf.metrics import inception
 
+ONE_EPOCH, TWO_EPOCHS = dc.TrainingOptions(epochs=1), dc.TrainingOptions(epochs=2)
+
 
 @pytest.fixture(scope="module")
 def mnist():
@@ -66,19 +68,20 @@ def test_cache_is_retrained_when_what_it_was_trained_on_differs(tmp_path, mnist,
     cache, trainings = str(tmp_path), []
     real_training = dc.train_domain_classifier
     monkeypatch.setattr(dc, "train_domain_classifier",
-                        lambda *a, **k: trainings.append(k) or real_training(*a, **k))
-    dc.load_or_train(cache, "d", x, y, tx, ty, num_classes=10, epochs=1)
-    dc.load_or_train(cache, "d", x, y, tx, ty, num_classes=10, epochs=1)
-    other_split = dc.load_or_train(cache, "d", x, y, tx[:10], ty[:10], num_classes=10, epochs=1)
+                        lambda *a, **k: trainings.append(a) or real_training(*a, **k))
+    dc.load_or_train(cache, "d", x, y, tx, ty, num_classes=10, options=ONE_EPOCH)
+    dc.load_or_train(cache, "d", x, y, tx, ty, num_classes=10, options=ONE_EPOCH)
+    other_split = dc.load_or_train(cache, "d", x, y, tx[:10], ty[:10], num_classes=10,
+                                   options=ONE_EPOCH)
     assert len(trainings) == 1  # the same, or only other held-out images: reused
     assert other_split.test_accuracy == np.mean(
         other_split.model.predict(tx[:10], verbose=0).argmax(1) == ty[:10])
     flipped, shifted = x[:, :, ::-1], (y + 1) % 10
-    dc.load_or_train(cache, "d", flipped, y, tx, ty, num_classes=10, epochs=1)
-    dc.load_or_train(cache, "d", flipped, shifted, tx, ty, num_classes=10, epochs=1)
-    dc.load_or_train(cache, "d", flipped, shifted, tx, ty, num_classes=10, epochs=2)
+    dc.load_or_train(cache, "d", flipped, y, tx, ty, num_classes=10, options=ONE_EPOCH)
+    dc.load_or_train(cache, "d", flipped, shifted, tx, ty, num_classes=10, options=ONE_EPOCH)
+    dc.load_or_train(cache, "d", flipped, shifted, tx, ty, num_classes=10, options=TWO_EPOCHS)
     monkeypatch.setattr(dc, "RECIPE", dc.RECIPE + 1)
-    dc.load_or_train(cache, "d", flipped, shifted, tx, ty, num_classes=10, epochs=2)
+    dc.load_or_train(cache, "d", flipped, shifted, tx, ty, num_classes=10, options=TWO_EPOCHS)
     assert len(trainings) == 5
 
 
@@ -87,7 +90,8 @@ def test_training_does_not_depend_on_the_global_seed(mnist):
     weights = []
     for global_seed in (1, 2):
         keras.utils.set_random_seed(global_seed)
-        model = dc.train_domain_classifier(x, y, tx, ty, 10, epochs=1, batch_size=32).model
+        model = dc.train_domain_classifier(
+            x, y, tx, ty, 10, dc.TrainingOptions(epochs=1, batch_size=32)).model
         weights.append(model.get_weights())
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)

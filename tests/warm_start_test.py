@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from sklearn.metrics import adjusted_rand_score
 
-from gmmgan_tf import losses, train, warm_start, workdir
+from gmmgan_tf import caches, losses, train, warm_start, workdir
 from gmmgan_tf.errors import ConfigError, DataError, write_failure
 
 from conftest import tiny_config
@@ -51,7 +51,7 @@ def test_recovers_separated_clusters_including_transformed_images(blobs_result):
 def test_cache_round_trip_and_models(blobs_result, tmp_path):
     images, _, result = blobs_result
     directory = str(tmp_path / "warm_start")
-    digest = warm_start.fingerprint(images)
+    digest = caches.fingerprint(images)
     warm_start.save(result, directory, SETTINGS, digest)
     loaded = warm_start.load(directory, SETTINGS, digest, with_models=True)
     np.testing.assert_array_equal(loaded.responsibilities, result.responsibilities)
@@ -60,7 +60,7 @@ def test_cache_round_trip_and_models(blobs_result, tmp_path):
     with pytest.raises(ValueError, match="other warm-start settings"):
         warm_start.load(directory, dataclasses.replace(SETTINGS, neighbors=5), digest)
     with pytest.raises(ValueError, match="other training images"):
-        warm_start.load(directory, SETTINGS, warm_start.fingerprint(images[1:]))
+        warm_start.load(directory, SETTINGS, caches.fingerprint(images[1:]))
     meta_path = os.path.join(directory, "meta.json")
     with open(meta_path) as f:
         meta = json.load(f)
@@ -219,12 +219,12 @@ def test_a_full_disk_keeps_the_cache_it_replaces(blobs_result, tmp_path, monkeyp
         expected = WARM_START_FULL.outcomes["train"].expect.format(W=config.workdir)
         assert expected in write_failure(failure.value)
         directory = os.path.join(config.workdir, "warm_start")
-        warm_start.load(directory, images_hash=warm_start.fingerprint(images[1:]))
+        warm_start.load(directory, images_hash=caches.fingerprint(images[1:]))
         assert os.listdir(config.workdir) == ["warm_start"]  # no temporary directory
         os.remove(os.path.join(disk, FILLER))
         monkeypatch.setattr(warm_start, "compute", lambda *args, **kwargs: result)
         warm_start.load_or_compute(config, images, log=lambda _: None)
-        warm_start.load(directory, images_hash=warm_start.fingerprint(images))
+        warm_start.load(directory, images_hash=caches.fingerprint(images))
 
 
 @pytest.mark.parametrize("augment", [False, True])

@@ -20,7 +20,7 @@ retrained when it differs.
 """
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import json
 import os
 
@@ -34,6 +34,15 @@ from gmmgan_tf.images import atomic_write_bytes
 FEATURES_LAYER = "features"
 FEATURE_DIM = 128
 RECIPE = 2  # raise when training changes, so that cached classifiers are retrained
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+    """How a classifier is trained; part of its cache's fingerprint (training_fingerprint)."""
+    epochs: int = 8
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    seed: int = 0
 
 
 def build_classifier(image_shape: tuple[int, int, int], num_classes: int,
@@ -134,8 +143,7 @@ class DomainClassifier:
 
 def train_domain_classifier(train_images: np.ndarray, train_labels: np.ndarray,
                             test_images: np.ndarray, test_labels: np.ndarray,
-                            num_classes: int, epochs: int = 8, batch_size: int = 64,
-                            learning_rate: float = 1e-3, seed: int = 0,
+                            num_classes: int, options: TrainingOptions = TrainingOptions(),
                             verbose: int = 0) -> DomainClassifier:
     """Adam on the cross-entropy; the test accuracy is measured on the held-out images."""
     train_images = _check(train_images, train_labels)
@@ -144,33 +152,32 @@ def train_domain_classifier(train_images: np.ndarray, train_labels: np.ndarray,
     if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(f"labels must be in [0, {num_classes}), got [{labels.min()}, "
                          f"{labels.max()}]")
-    model = build_classifier(train_images.shape[1:], num_classes, seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    model = build_classifier(train_images.shape[1:], num_classes, options.seed)
+    model.compile(optimizer=keras.optimizers.Adam(options.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     # The order of every epoch and each image's crop are drawn here from `seed` alone, and the
     # epochs run as one pass: no shuffle or random op depends on TensorFlow's global seed.
-    rng = np.random.default_rng(seed)
-    order = np.concatenate([rng.permutation(len(labels)) for _ in range(epochs)])
+    rng = np.random.default_rng(options.seed)
+    order = np.concatenate([rng.permutation(len(labels)) for _ in range(options.epochs)])
     crop_seeds = rng.integers(0, 2**31 - 1, size=(len(order), 2))
     images, targets = tf.constant(train_images), tf.constant(labels)
     data = (tf.data.Dataset.from_tensor_slices((order, crop_seeds))
             .map(lambda i, s: (_random_shift(tf.gather(images, i), s), tf.gather(targets, i)),
                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+            .batch(options.batch_size).prefetch(tf.data.AUTOTUNE))
     model.fit(data, epochs=1, verbose=verbose, shuffle=False)
     classifier = DomainClassifier(model, 0.0, training_fingerprint(
-        train_images, train_labels, num_classes, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, seed=seed))
+        train_images, train_labels, num_classes, options))
     classifier.test_accuracy = classifier.accuracy(test_images, test_labels)
     return classifier
 
 
 def training_fingerprint(train_images: np.ndarray, train_labels: np.ndarray, num_classes: int,
-                         **train_kwargs) -> str:
+                         options: TrainingOptions) -> str:
     """What a classifier is a function of: its training images, labels, options and RECIPE."""
     return caches.fingerprint(train_images, caches.fingerprint(np.ravel(train_labels)),
-                              num_classes, RECIPE, sorted(train_kwargs.items()))
+                              num_classes, RECIPE, sorted(dataclasses.asdict(options).items()))
 
 
 def _random_shift(image: tf.Tensor, seed: tf.Tensor, pixels: int = 2) -> tf.Tensor:
@@ -187,7 +194,8 @@ def cache_path(cache_dir: str, dataset: str, image_size: int) -> str:
 
 def load_or_train(cache_dir: str, dataset: str, train_images: np.ndarray,
                   train_labels: np.ndarray, test_images: np.ndarray, test_labels: np.ndarray,
-                  num_classes: int, **train_kwargs) -> DomainClassifier:
+                  num_classes: int, options: TrainingOptions = TrainingOptions()
+                  ) -> DomainClassifier:
     """The cached classifier of this data set and image size, trained and saved on first use
     and again whenever the training images, labels, options or RECIPE differ from the cached
     one's. Its `test_accuracy` is measured on the `test_images` given (a run scoring on the
@@ -199,23 +207,11 @@ def load_or_train(cache_dir: str, dataset: str, train_images: np.ndarray,
         except caches.READ_ERRORS as e:
             caches.note_rebuild(path, e, "training the domain classifier again")
         else:
-            wanted = training_fingerprint(train_images, train_labels, num_classes,
-                                          **_with_defaults(train_kwargs))
-            if classifier.fingerprint == wanted:
+            if classifier.fingerprint == training_fingerprint(train_images, train_labels,
+                                                              num_classes, options):
                 classifier.test_accuracy = classifier.accuracy(test_images, test_labels)
                 return classifier
     classifier = train_domain_classifier(train_images, train_labels, test_images, test_labels,
-                                         num_classes, **train_kwargs)
+                                         num_classes, options)
     classifier.save(path)
     return classifier
-
-
-def _with_defaults(train_kwargs: dict) -> dict:
-    """train_kwargs completed with train_domain_classifier's defaults, so that the fingerprint
-    of a cache check matches the one training stores."""
-    return {**_TRAINING_DEFAULTS, **{k: v for k, v in train_kwargs.items() if k != "verbose"}}
-
-
-_TRAINING_DEFAULTS = {name: p.default for name, p in
-                      inspect.signature(train_domain_classifier).parameters.items()
-                      if p.default is not inspect.Parameter.empty and name != "verbose"}
