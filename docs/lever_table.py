@@ -8,6 +8,10 @@ validation-side and sample-side numbers are shown: the levers are chosen on them
 test split.
 
     .venv/bin/python docs/lever_table.py runs/levers
+    .venv/bin/python docs/lever_table.py runs/s3 default cover_1 cover_0.3   # BASE LEVER...
+
+With names after the directory, the first is the base that the others are paired with (the
+levers measured since diversity 0.3 became the default: docs/run_experiments.sh's runs).
 """
 from __future__ import annotations
 
@@ -86,14 +90,16 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     print("\n".join("| " + " | ".join(row) + " |" for row in rows))
 
 
-def main(runs: str) -> None:
-    found = {lever: load(runs, lever) for lever, _ in LEVERS}
+def main(runs: str, levers: tuple[tuple[str, str], ...] = LEVERS) -> None:
+    found = {lever: load(runs, lever) for lever, _ in levers}
     print_table(["lever"] + [title for _, title in COLUMNS],
-                [row for lever, label in LEVERS for row in lever_rows(found[lever], lever, label)])
+                [row for lever, label in levers for row in lever_rows(found[lever], lever, label)])
     print("\nAgainst the default on the same seed: mean change (better on n of m seeds)\n")
     print_table(["lever"] + [title for _, title, _ in PAIRED],
-                [row for lever, _ in LEVERS[1:]
-                 if (row := paired_row(found["base"], found[lever], lever))])
+                [row for lever, _ in levers[1:]
+                 if (row := paired_row(found[levers[0][0]], found[lever], lever))])
+    if levers is not LEVERS:
+        return
     print("\nAgainst --diversity_weight=0.3 alone on the same seed\n")
     print_table(["lever"] + [title for _, title, _ in PAIRED],
                 [row for lever in ON_DIV03
@@ -101,6 +107,9 @@ def main(runs: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: docs/lever_table.py <runs directory of docs/run_levers.sh>")
-    main(sys.argv[1])
+    if len(sys.argv) == 2:
+        main(sys.argv[1])
+    elif len(sys.argv) > 3:
+        main(sys.argv[1], tuple((name, name) for name in sys.argv[2:]))
+    else:
+        sys.exit("usage: docs/lever_table.py <runs directory> [<base> <lever> ...]")
