@@ -131,31 +131,32 @@ def test_the_mode_regulariser_trains_its_encoder_with_g_and_learns_to_reconstruc
     encoder = {id(v) for v in model.noise_encoder.trainable_variables}
     assert encoder and encoder <= {id(v) for v in model.variable_groups()["g"]}
     assert changed_groups(model, easy_batch()) == {"g", "c", "prior"}
-    losses = []
-    for step in range(40):
+    assert_training_halves(model, "reconstruction_loss")
+    assert_needs_the_pcm_and_a_weight_of_at_least_0("reconstruction_weight")
+
+
+def assert_training_halves(model, loss_name, steps=40):
+    """`steps` train steps on easy batches halve the logged `loss_name` (mean of 5 steps)."""
+    values = []
+    for step in range(steps):
         logs = model.train_step(tf.constant(easy_batch(seed=step)))
-        model.trackers["reconstruction_loss"].reset_state()
-        losses.append(float(logs["reconstruction_loss"]))
-    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), (losses[:5], losses[-5:])
-    with pytest.raises(ConfigError, match="--reconstruction_weight: needs the PCM"):
-        tiny_config(model="gaussian", reconstruction_weight=1.0)
-    with pytest.raises(ConfigError, match="--reconstruction_weight: must be >= 0"):
-        tiny_config(reconstruction_weight=-1.0)
+        model.trackers[loss_name].reset_state()
+        values.append(float(logs[loss_name]))
+    assert np.mean(values[-5:]) < 0.5 * np.mean(values[:5]), (values[:5], values[-5:])
+
+
+def assert_needs_the_pcm_and_a_weight_of_at_least_0(flag):
+    with pytest.raises(ConfigError, match=f"--{flag}: needs the PCM"):
+        tiny_config(model="gaussian", **{flag: 1.0})
+    with pytest.raises(ConfigError, match=f"--{flag}: must be >= 0"):
+        tiny_config(**{flag: -1.0})
 
 
 def test_the_coverage_term_brings_the_fakes_to_the_real_images():
     model = make_model(num_components=3, latent_dim=4, coverage_weight=1.0,
                        adversarial_weight=0, learning_rate_g=3e-3)
-    losses = []
-    for step in range(40):
-        logs = model.train_step(tf.constant(easy_batch(seed=step)))
-        model.trackers["coverage_loss"].reset_state()
-        losses.append(float(logs["coverage_loss"]))
-    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), (losses[:5], losses[-5:])
-    with pytest.raises(ConfigError, match="--coverage_weight: needs the PCM"):
-        tiny_config(model="gaussian", coverage_weight=1.0)
-    with pytest.raises(ConfigError, match="--coverage_weight: must be >= 0"):
-        tiny_config(coverage_weight=-1.0)
+    assert_training_halves(model, "coverage_loss")
+    assert_needs_the_pcm_and_a_weight_of_at_least_0("coverage_weight")
 
 
 def test_responsibilities_are_distributions():
