@@ -157,6 +157,8 @@ def test_the_coverage_term_brings_the_fakes_to_the_real_images():
                        adversarial_weight=0, learning_rate_g=3e-3)
     assert_training_halves(model, "coverage_loss")
     assert_needs_the_pcm_and_a_weight_of_at_least_0("coverage_weight")
+    with pytest.raises(ConfigError, match=r"--coverage_threshold: must be in \[0, 1\)"):
+        tiny_config(coverage_weight=1.0, coverage_threshold=1.0)
 
 
 def test_responsibilities_are_distributions():
