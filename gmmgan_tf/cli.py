@@ -155,6 +155,14 @@ def parse_flags(argv: list[str]) -> list[str]:
         cause = e.__context__
         _fail(f"--flagfile: cannot open {cause.filename!r} ({cause.strerror}); see --helpshort")
     except flags.Error as e:
+        # A flag written without its value ("--seed" as a --flagfile's last line, cut short)
+        # takes the next argument, itself a --flag, as its value.
+        swallowed = re.match(r"flag --(\w+)=(--[\w-]+)", str(e))
+        if swallowed:
+            name, taken = swallowed.groups()
+            _fail(f"flag --{name} has no value (it took {taken} as one): write --{name}=VALUE; a "
+                  "run's flags.cfg ending in it was cut short: run that run's training command "
+                  "again to rewrite it")
         _fail(f"{e}; see --helpshort")
     except UnicodeDecodeError as e:
         _fail(f"a --flagfile is not text ({e.reason} at byte {e.start}); if it is a run's "

@@ -88,9 +88,9 @@ FLAGFILE_ERRORS = {
     # Half the file may end inside a flag's name or between two flags: either the cut flag is
     # unknown, or the config it replays lacks the dropped flags and differs from config.json
     # (then the error says flags.cfg is damaged and how to rewrite it, not to replay it).
-    "truncate": error("Unknown command line flag||no longer matches config.json",
-                      "error: unknown flag (the cut one), or flags.cfg damaged: resume with "
-                      "the original command to rewrite it"),
+    "truncate": error("Unknown command line flag||no longer matches config.json||has no value",
+                      "error: unknown flag (the cut one), a flag without its value, or "
+                      "flags.cfg damaged: resume with the original command to rewrite it"),
     "zeros": error("every line of a --flagfile must be one", "error: unexpected arguments"),
     "random": error("a --flagfile is not text", "error: not text; training rewrites it"),
     "delete": error("Unable to open flagfile", "error: cannot open the flagfile"),
