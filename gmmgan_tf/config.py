@@ -320,7 +320,8 @@ class Config:
             _check(getattr(self, name) > 0, name, f"must be > 0 (got {getattr(self, name)})")
         for name in ("adversarial_weight", "latent_consistency_weight",
                      "real_fake_consistency_weight", "real_augment_consistency_weight",
-                     "diversity_weight", "pseudo_label_weight", "self_label_weight"):
+                     "diversity_weight", "pseudo_label_weight", "self_label_weight",
+                     "coverage_weight"):
             _check(getattr(self, name) >= 0, name, f"must be >= 0 (got {getattr(self, name)})")
         for name in ("warm_start_autoencoder_steps", "warm_start_dims"):
             _check(getattr(self, name) >= 1, name, f"must be >= 1 (got {getattr(self, name)})")
@@ -347,16 +348,12 @@ class Config:
                "--gan_loss=non_saturating or minimax")
         _check(self.reconstruction_weight >= 0, "reconstruction_weight",
                f"must be >= 0 (got {self.reconstruction_weight})")
-        _check(not self.reconstruction_weight or self.uses_pcm, "reconstruction_weight",
-               "needs the PCM to pick each real image's component; add --model=gmmgan or drop "
-               "--reconstruction_weight")
-        _check(self.coverage_weight >= 0, "coverage_weight",
-               f"must be >= 0 (got {self.coverage_weight})")
+        for name in ("reconstruction_weight", "coverage_weight"):
+            _check(not getattr(self, name) or self.uses_pcm, name,
+                   "needs the PCM to pick each real image's component; add --model=gmmgan or "
+                   f"drop --{name}")
         _check(0 <= self.coverage_threshold < 1, "coverage_threshold",
                f"must be in [0, 1) (got {self.coverage_threshold})")
-        _check(not self.coverage_weight or self.uses_pcm, "coverage_weight",
-               "needs the PCM to pick each real image's component; add --model=gmmgan or drop "
-               "--coverage_weight")
         _check(_parse_classes(self.exclude_classes) is not None, "exclude_classes",
                f"want comma-separated distinct class ids >= 0 such as 3 or 3,5; got "
                f"{self.exclude_classes!r}")
