@@ -321,7 +321,7 @@ class Config:
         for name in ("adversarial_weight", "latent_consistency_weight",
                      "real_fake_consistency_weight", "real_augment_consistency_weight",
                      "diversity_weight", "pseudo_label_weight", "self_label_weight",
-                     "coverage_weight"):
+                     "reconstruction_weight", "coverage_weight"):
             _check(getattr(self, name) >= 0, name, f"must be >= 0 (got {getattr(self, name)})")
         for name in ("warm_start_autoencoder_steps", "warm_start_dims"):
             _check(getattr(self, name) >= 1, name, f"must be >= 1 (got {getattr(self, name)})")
@@ -346,8 +346,6 @@ class Config:
         _check(not (self.r1_weight and self.gan_loss == "wgan_gp"), "r1_weight",
                "wgan_gp has its own gradient penalty; drop --r1_weight or use "
                "--gan_loss=non_saturating or minimax")
-        _check(self.reconstruction_weight >= 0, "reconstruction_weight",
-               f"must be >= 0 (got {self.reconstruction_weight})")
         for name in ("reconstruction_weight", "coverage_weight"):
             _check(not getattr(self, name) or self.uses_pcm, name,
                    "needs the PCM to pick each real image's component; add --model=gmmgan or "
