@@ -47,7 +47,7 @@ def cell(values: list, digits: int, spread: bool) -> str:
     values = [v for v in values if isinstance(v, (int, float)) and np.isfinite(v)]
     if not values:
         return "–"
-    if not spread:
+    if not spread or len(values) == 1:  # one run's value has no spread to show
         return f"{values[0]:.{digits}f}"
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
