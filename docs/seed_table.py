@@ -49,6 +49,7 @@ def cell(values: list, digits: int, spread: bool) -> str:
         return "–"
     if not spread or len(values) == 1:  # one run's value has no spread to show
         return f"{values[0]:.{digits}f}"
+    digits = max(digits, 1)  # a mean of counts (9, 8) reads 8.5 ± 0.7, not a rounded 8 ± 1
     return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
 
 

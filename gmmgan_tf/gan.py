@@ -212,12 +212,16 @@ class GMMGAN(keras.Model):
                 xz_loss = xx_loss = aug_loss = self_loss = pl_loss = tf.constant(0.0)
             rec_loss = (self._reconstruction_loss(real_images, r) if self.noise_encoder
                         else tf.constant(0.0))
+            # The fakes by component [M, K, H, W, C] over the global batch, gathered once for
+            # the two terms that compare them.
+            fakes_by_component = (
+                self._global_batch(tf.reshape(fakes, (batch, k, *self.image_shape)))
+                if c.coverage_weight or c.diversity_weight else None)
             # Not in the slides: each real image pulls the nearest fake of its component.
-            cover_loss = (self._coverage_loss(real_images, fakes, r) if c.coverage_weight
-                          else tf.constant(0.0))
-            div_loss = (losses.mode_seeking_loss(
-                self._global_batch(tf.reshape(fakes, (batch, k, -1))), self._global_batch(z))
-                if c.diversity_weight else tf.constant(0.0))
+            cover_loss = (self._coverage_loss(real_images, fakes_by_component, r)
+                          if c.coverage_weight else tf.constant(0.0))
+            div_loss = (losses.mode_seeking_loss(fakes_by_component, self._global_batch(z))
+                        if c.diversity_weight else tf.constant(0.0))
             adv_d = self._scale(c.adversarial_weight * d_loss)
             adv_g = self._scale(c.adversarial_weight * g_loss)
             xz = self._scale(c.latent_consistency_weight * xz_loss)
@@ -315,17 +319,16 @@ class GMMGAN(keras.Model):
         return (losses.reconstruction_loss(images, reconstructions)
                 + losses.code_moment_penalty(codes))
 
-    def _coverage_loss(self, real_images, fakes, r):
-        """--coverage_weight's term (losses.nearest_fake_loss) over the global batch: each real
-        x_i searches the fakes of its component k_i = argmax_k r_ik (r a constant here); with
+    def _coverage_loss(self, real_images, fakes_by_component, r):
+        """--coverage_weight's term (losses.nearest_fake_loss) over the global batch (r and
+        fakes_by_component [M, K, ...] are already the global batch's): each real x_i searches
+        the fakes of its component k_i = argmax_k r_ik (r a constant here); with
         --coverage_threshold only the real images with max_k r_ik above it pull."""
         r = tf.stop_gradient(r)
         pulls = (tf.cast(tf.reduce_max(r, axis=-1) > self.config.coverage_threshold, r.dtype)
                  if self.config.coverage_threshold else None)
-        return losses.nearest_fake_loss(
-            self._global_batch(real_images),
-            self._global_batch(tf.reshape(fakes, (-1, self.num_components, *self.image_shape))),
-            tf.argmax(r, axis=-1, output_type=tf.int32), pulls)
+        return losses.nearest_fake_loss(self._global_batch(real_images), fakes_by_component,
+                                        tf.argmax(r, axis=-1, output_type=tf.int32), pulls)
 
     def _real_fake_consistency_inputs(self, fakes, r):
         """C's probabilities [M, K, K] on the fakes that L^{x^,x} (eq. 5) reads, computed on
