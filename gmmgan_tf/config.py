@@ -160,6 +160,12 @@ class Config:
         False, "Generate (samples, evaluation, --mode=sample/interpolate/export) with G itself, "
         "not with its moving average, in a run trained with --ema_decay: e.g. --mode=evaluate "
         "--raw_generator compares the two on the same run.")
+    sampling_temperature: float = _field(
+        0.0, "Scale the noise of everything generated for the user (samples, evaluation, "
+        "--mode=sample/interpolate and the exported sample_component): G(mu_k + sigma_k * tau * "
+        "eps) with tau this value; training's fakes keep tau = 1. 0 = the run's own: 1 for a new "
+        "run (the learned prior), the trained run's value for the other modes. Above 1 widens "
+        "every component (docs/RESULTS.md, \"A sampling temperature\").")
     diff_augment: str = _field(
         "", "DiffAugment (Zhao et al. 2020): comma list of color, translation, cutout (e.g. "
         "translation,cutout), random differentiable transforms applied in that order to real and "
@@ -335,6 +341,8 @@ class Config:
         _check(self.pcm_pretrain_epochs >= 0, "pcm_pretrain_epochs",
                f"must be >= 0 (got {self.pcm_pretrain_epochs})")
         _check(0 <= self.self_label_threshold < 1, "self_label_threshold", "must be in [0, 1)")
+        _check(0 <= self.sampling_temperature < float("inf"), "sampling_temperature",
+               f"must be a number >= 0 (0 = the run's own; got {self.sampling_temperature})")
         _check(0 <= self.ema_decay < 1, "ema_decay",
                f"must be in [0, 1) (0 = off, typical 0.999; got {self.ema_decay})")
         augmentations = self.diff_augmentations
@@ -415,6 +423,12 @@ class Config:
     @property
     def uses_warm_start(self) -> bool:
         return self.uses_pcm and self.pcm_init == "embedding"
+
+    @property
+    def noise_temperature(self) -> float:
+        """tau of the noise of what is generated for the user: --sampling_temperature, whose 0
+        (the run's own) means 1 in a run that never set it."""
+        return self.sampling_temperature or 1.0
 
     @property
     def uses_mixture_prior(self) -> bool:

@@ -130,7 +130,7 @@ def generator_archive(model) -> keras.export.ExportArchive:
              f"component ids must be in [0, {k}): this model has {k} components"),
         ])
         component = tf.reshape(component, [-1])
-        return {"images": generator(model.latents(component, eps), training=False)}
+        return {"images": generator(model.sampling_latents(component, eps), training=False)}
 
     archive.add_endpoint("serving_default", from_latents,
                          [tf.TensorSpec(None, tf.float32, name="z")])

@@ -400,9 +400,15 @@ class GMMGAN(keras.Model):
         means = tf.gather(tf.convert_to_tensor(self.prior.means), components)
         return means + tf.gather(self.prior.scales(), components) * eps
 
+    def sampling_latents(self, components, eps):
+        """The z of what is generated for the user: mu_c + sigma_c * tau * eps, tau the run's
+        --sampling_temperature (training's fakes and reconstructions use `latents`, tau = 1)."""
+        return self.latents(components, self.config.noise_temperature * tf.convert_to_tensor(
+            eps, tf.float32))
+
     def generate(self, components, eps, batch_size: int = 500) -> np.ndarray:
         """Images [N, H, W, C] in [-1, 1] of the given components and noise, in batches."""
-        z = self.latents(components, eps)
+        z = self.sampling_latents(components, eps)
         return np.concatenate([self.sampling_generator(z[i:i + batch_size], training=False)
                                .numpy() for i in range(0, len(z), batch_size)])
 

@@ -18,7 +18,7 @@ from gmmgan_tf.config import Config, ConfigError
 # What evaluation obeys of the evaluating command (not of the trained run).
 EVALUATION_OPTIONS = ("eval_samples", "eval_quality", "ndb_bins", "ndb_samples", "ndb_whitening",
                       "ndb_significance", "ndb_z_threshold", "inception_weights",
-                      "metrics_cache_dir", "seed", "raw_generator")
+                      "metrics_cache_dir", "seed", "raw_generator", "sampling_temperature")
 MFA_OPTIONS = ("seed", "ndb_bins", "ndb_samples", "ndb_whitening", "ndb_significance",
                "ndb_z_threshold", "metrics_cache_dir")
 # Where and how this machine gets the run's data set: --data_dir (where it is prepared here) and
@@ -28,9 +28,10 @@ DATA_OPTIONS = ("data_dir", "download")
 # evaluate's --compare, which say what to do to which runs).
 MODE_OPTIONS = {
     "evaluate": DATA_OPTIONS + EVALUATION_OPTIONS,
-    "sample": DATA_OPTIONS + ("sample_rows", "seed", "raw_generator"),
-    "interpolate": DATA_OPTIONS + ("seed", "raw_generator"),
-    "export": DATA_OPTIONS + ("export_dir", "export_replace_model", "raw_generator"),
+    "sample": DATA_OPTIONS + ("sample_rows", "seed", "raw_generator", "sampling_temperature"),
+    "interpolate": DATA_OPTIONS + ("seed", "raw_generator", "sampling_temperature"),
+    "export": DATA_OPTIONS + ("export_dir", "export_replace_model", "raw_generator",
+                              "sampling_temperature"),
     "assign": DATA_OPTIONS + ("images", "assign_dir"),
     "mfa_figures": DATA_OPTIONS + MFA_OPTIONS,
     "mfa_pix2pix": DATA_OPTIONS + ("pix2pix_epochs", "pix2pix_l1_weight") + MFA_OPTIONS,
@@ -67,11 +68,15 @@ def config_from_saved(saved: dict) -> Config:
     return Config(**{**LEGACY_VALUES, **{k: v for k, v in saved.items() if k in known}})
 
 
+# Options whose unset value (empty, 0) means the trained run's own.
+RUNS_OWN_WHEN_UNSET = ("data_dir", "sampling_temperature")
+
+
 def overrides(config: Config) -> dict:
     """What a mode's command changes of the run it reads (workdir.load_config's overrides);
-    --data_dir only when set: empty means the run's own."""
+    the options of RUNS_OWN_WHEN_UNSET only when set."""
     return {name: getattr(config, name) for name in ("mode",) + MODE_OPTIONS[config.mode]
-            if name != "data_dir" or config.data_dir}
+            if name not in RUNS_OWN_WHEN_UNSET or getattr(config, name)}
 
 
 def check_command(config: Config, given: set[str]) -> None:

@@ -39,7 +39,7 @@ RESUMABLE_OPTIONS = frozenset({
     "mode", "workdir", "data_dir", "download", "epochs", "eval_every", "eval_samples", "eval_quality",
     "compare", "sample_rows", "metrics_cache_dir", "inception_weights", "export_dir",
     "jit_compile", "strategy", "num_virtual_devices", "images", "assign_dir", "raw_generator",
-    "export_replace_model"})
+    "export_replace_model", "sampling_temperature"})
 
 
 # Checkpoint paths of random-number states (GMMGAN.noise_seed_state and augmenter_seed_states,

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from conftest import tiny_config
 from gmmgan_tf import data as data_lib
-from gmmgan_tf import evaluation, export, images, modes, train, workdir as wd
+from gmmgan_tf import evaluation, export, images, modes, run_options, train, workdir as wd
 from gmmgan_tf.data_core import DataBundle
 from gmmgan_tf.errors import ConfigError
 from gmmgan_tf.gan import GMMGAN
@@ -67,6 +67,22 @@ def sample_draws(per_component, seed):
         np.float32)
 
 
+def evaluated_fakes(model, config, monkeypatch, num=9):
+    """(the images evaluation scores, their components, their noise): sample_from_prior's draws,
+    component k with probability alpha_k, redrawn here in NumPy."""
+    scored = {}
+    monkeypatch.setattr(evaluation, "cached_ndb", lambda *args: None)
+    monkeypatch.setattr(evaluation, "load_or_train", lambda *args: None)
+    monkeypatch.setattr(report, "evaluate_samples",
+                        lambda train_images, test_images, fakes, **kw: scored.update(fakes=fakes)
+                        or {})
+    evaluation.evaluate(model, bundle(), config, num_fakes=num)
+    alpha = tf.nn.softmax(model.prior.mixture_logits).numpy().astype(np.float64)
+    rng = np.random.default_rng(config.seed)
+    drawn = np.sort(rng.choice(K, num, p=alpha / alpha.sum()))
+    return scored["fakes"], drawn, rng.standard_normal((num, D)).astype(np.float32)
+
+
 def bundle(n=40):
     rng = np.random.default_rng(5)
     pictures = rng.uniform(-1, 1, (n, *IMAGE_SHAPE)).astype(np.float32)
@@ -102,18 +118,9 @@ def test_samples_and_evaluation_come_from_the_average(trained, monkeypatch):
     np.testing.assert_array_equal(train.sample_grid(model, config),
                                   images.grid(want, K, config.sample_rows))
     # Evaluation's sample quality scores sample_from_prior's draws.
-    scored = {}
-    monkeypatch.setattr(evaluation, "cached_ndb", lambda *args: None)
-    monkeypatch.setattr(evaluation, "load_or_train", lambda *args: None)
-    monkeypatch.setattr(report, "evaluate_samples",
-                        lambda train_images, test_images, fakes, **kw: scored.update(fakes=fakes)
-                        or {})
-    evaluation.evaluate(model, bundle(), config, num_fakes=9)
-    alpha = tf.nn.softmax(model.prior.mixture_logits).numpy().astype(np.float64)
-    rng = np.random.default_rng(config.seed)
-    drawn = np.sort(rng.choice(K, 9, p=alpha / alpha.sum()))
-    want, g = ema_and_g(model, drawn, rng.standard_normal((9, D)).astype(np.float32))
-    np.testing.assert_allclose(scored["fakes"], want, atol=1e-6)
+    fakes, drawn, noise = evaluated_fakes(model, config, monkeypatch)
+    want, g = ema_and_g(model, drawn, noise)
+    np.testing.assert_allclose(fakes, want, atol=1e-6)
 
 
 def test_evaluate_with_raw_generator_scores_g_itself(trained, monkeypatch):
@@ -171,3 +178,83 @@ def test_ema_decay_must_be_below_one():
     for bad in (-0.1, 1.0):
         with pytest.raises(ConfigError, match=r"--ema_decay: must be in \[0, 1\)"):
             tiny_config(ema_decay=bad)
+
+
+# --- --sampling_temperature: tau scales the noise of everything generated for the user --------
+TAU = 1.5
+
+
+def tempered(model, components, eps, tau):
+    """The average's images of mu_c + sigma_c * tau * eps, z computed in NumPy."""
+    means = model.prior.means.numpy()[components]
+    scales = model.prior.scales().numpy()[components]
+    return model.generator_ema(means + scales * tau * eps, training=False).numpy()
+
+
+@pytest.fixture(scope="module")
+def tempered_run(tmp_path_factory):
+    """A trained run (as `trained`) saved with --sampling_temperature=1.5."""
+    config = dataclasses.replace(tiny_config(ema_decay=0.9, sampling_temperature=TAU),
+                                 workdir=str(tmp_path_factory.mktemp("tau_run")))
+    model = GMMGAN(config, IMAGE_SHAPE)
+    model.compile()
+    model.train_step(tf.random.uniform((6, *IMAGE_SHAPE), -1, 1, seed=1))
+    wd.save_config(config)
+    wd.Checkpointer(model, config.workdir).save(1)
+    return config, model
+
+
+def test_samples_evaluation_interpolation_and_export_use_the_temperature(tempered_run,
+                                                                          monkeypatch, tmp_path):
+    config, model = tempered_run
+    components, eps = sample_draws(config.sample_rows, config.seed)
+    want = tempered(model, components, eps, TAU)
+    assert np.abs(want - tempered(model, components, eps, 1.0)).max() > 1e-2  # tau shows
+    np.testing.assert_allclose(model.sample(config.sample_rows, seed=config.seed)[0], want,
+                               atol=1e-5)
+    fakes, drawn, noise = evaluated_fakes(model, config, monkeypatch)
+    np.testing.assert_allclose(fakes, tempered(model, drawn, noise, TAU), atol=1e-5)
+    # Interpolation's corners are the tempered latents of the same noise.
+    noise = sample_draws(1, 3)[1][0]
+    anchors = modes.interpolation_latents(model, [0, 1], noise, 2)
+    np.testing.assert_allclose(anchors[[0, -1]], model.prior.means.numpy()[[0, 1]]
+                               + model.prior.scales().numpy()[[0, 1]] * TAU * noise, atol=1e-5)
+    # The exported sample_component: a served request draws what the run scored.
+    monkeypatch.setattr(data_lib, "load", lambda config: bundle())
+    export.export(dataclasses.replace(config, mode="export", sampling_temperature=0.0,
+                                      export_dir=str(tmp_path)))
+    served = tf.saved_model.load(str(tmp_path / export.GENERATOR / "1")).signatures
+    got = served["sample_component"](component=tf.constant(components, tf.int32),
+                                     eps=tf.constant(eps))
+    np.testing.assert_allclose(got["images"].numpy(), want, atol=1e-5)
+
+
+def test_a_mode_uses_the_runs_temperature_unless_the_command_sets_one(tempered_run,
+                                                                        monkeypatch):
+    config, model = tempered_run
+    monkeypatch.setattr(data_lib, "load", lambda config: bundle())
+    components, eps = sample_draws(config.sample_rows, config.seed)
+    for given, tau in ((0.0, TAU), (1.0, 1.0), (2.0, 2.0)):
+        command = dataclasses.replace(config, mode="sample", sampling_temperature=given)
+        loaded, _, restored = wd.load_trained_model(config.workdir,
+                                                    **run_options.overrides(command))
+        assert loaded.noise_temperature == tau
+        np.testing.assert_allclose(restored.sample(config.sample_rows, seed=config.seed)[0],
+                                   tempered(model, components, eps, tau), atol=1e-5)
+
+
+def test_training_fakes_and_a_run_without_the_option_keep_tau_one(tmp_path):
+    model = GMMGAN(tiny_config(sampling_temperature=TAU), IMAGE_SHAPE)
+    components, eps = np.array([0, 2]), sample_draws(1, 4)[1][:2]
+    np.testing.assert_allclose(model.latents(components, eps), model.prior.means.numpy()[
+        components] + model.prior.scales().numpy()[components] * eps, atol=1e-6)
+    # A config.json written before the option existed reads back as tau = 1.
+    saved = dataclasses.asdict(tiny_config())
+    del saved["sampling_temperature"]
+    assert run_options.config_from_saved(saved).noise_temperature == 1.0
+
+
+@pytest.mark.parametrize("bad", [-0.5, float("inf"), float("nan")])
+def test_a_bad_temperature_is_one_line(bad):
+    with pytest.raises(ConfigError, match=r"--sampling_temperature: must be a number >= 0"):
+        tiny_config(sampling_temperature=bad)
