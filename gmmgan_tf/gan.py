@@ -403,8 +403,7 @@ class GMMGAN(keras.Model):
     def sampling_latents(self, components, eps):
         """The z of what is generated for the user: mu_c + sigma_c * tau * eps, tau the run's
         --sampling_temperature (training's fakes and reconstructions use `latents`, tau = 1)."""
-        return self.latents(components, self.config.noise_temperature * tf.convert_to_tensor(
-            eps, tf.float32))
+        return self.latents(components, self.config.noise_temperature * eps)
 
     def generate(self, components, eps, batch_size: int = 500) -> np.ndarray:
         """Images [N, H, W, C] in [-1, 1] of the given components and noise, in batches."""

@@ -94,7 +94,8 @@ def sample(config: Config) -> None:
 
 def interpolation_latents(model, corners: list[int], eps: np.ndarray, steps: int) -> np.ndarray:
     """Latents on the segment (2 corners) or triangle (3 corners) between component draws
-    mu_c + sigma_c * eps with the same eps, as in seed 000 §B: [rows * steps, d]."""
+    mu_c + sigma_c * tau * eps with the same eps (tau: --sampling_temperature), as in seed 000
+    §B: [rows * steps, d]."""
     anchors = model.sampling_latents(np.array(corners),
                                      np.repeat(eps[None], len(corners), 0)).numpy()
     t = np.linspace(0.0, 1.0, steps)
